@@ -1,0 +1,144 @@
+"""Config location and parsing: one parser for files on disk and bytes fetched from artifacts (SPEC §4).
+
+YAML is read with PyYAML ``safe_load`` (YAML 1.1: ``1e-5`` stays a string) because the hashes on
+record were made that way; ``.json`` files are read as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REQUIRED = ("data", "hpo", "train")
+OPTIONAL = ("benchmark",)
+NAMES = REQUIRED + OPTIONAL
+SUFFIXES = (".yaml", ".yml", ".json")
+MAX_BYTES = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A config that exists but cannot be used; ``where`` names the file or artifact."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+class ConfigMissing(ConfigError):
+    """A required config was not found anywhere it is looked up."""
+
+
+@dataclass(frozen=True)
+class ConfigSet:
+    """The configs that make a study key, and where each came from (for messages and ``diff``)."""
+
+    data: dict[str, Any]
+    hpo: dict[str, Any]
+    train: dict[str, Any]
+    benchmark: dict[str, Any] | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _one_line(text: Any) -> str:
+    return " ".join(str(text).split())
+
+
+def parse_config(where: str, raw: bytes) -> dict[str, Any]:
+    """Parse one config's bytes; ``where`` ends with the file name, whose suffix picks the parser."""
+    import yaml
+
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(where, f"larger than 1 MiB ({len(raw)} bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(where, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    if where.lower().endswith(".json"):
+        try:
+            value = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(where, f"malformed JSON: {exc}") from exc
+    else:
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(where, f"malformed YAML: {_one_line(exc)}") from exc
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, f"not a mapping (top level is a {type(value).__name__})")
+    try:
+        json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(where, f"holds a value JSON cannot express: {_one_line(exc)}") from exc
+    return value
+
+
+def find_in_dir(directory: Path, name: str) -> Path | None:
+    for suffix in SUFFIXES:
+        candidate = directory / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(str(path), f"larger than 1 MiB ({size} bytes)")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    return parse_config(str(path), raw)
+
+
+def load_config_dir(directory: str | Path) -> ConfigSet:
+    """Load ``data``, ``hpo``, ``train`` (and ``benchmark`` if present) from a directory."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ConfigMissing(str(d), "not a directory" if d.exists() else "no such directory")
+    found: dict[str, dict[str, Any] | None] = {}
+    sources: dict[str, str] = {}
+    for name in NAMES:
+        path = find_in_dir(d, name)
+        if path is None:
+            if name in REQUIRED:
+                raise ConfigMissing(str(d), f"no {name}.yaml, {name}.yml or {name}.json")
+            found[name] = None
+            continue
+        found[name] = read_config_file(path)
+        sources[name] = str(path)
+    return _config_set(found, sources)
+
+
+def load_config_files(
+    data: str | Path, hpo: str | Path, train: str | Path, benchmark: str | Path | None = None
+) -> ConfigSet:
+    """Load configs from explicit file paths (``hash --data/--hpo/--train/--benchmark``)."""
+    paths = {"data": data, "hpo": hpo, "train": train, "benchmark": benchmark}
+    found: dict[str, dict[str, Any] | None] = {}
+    sources: dict[str, str] = {}
+    for name, path in paths.items():
+        if path is None:
+            found[name] = None
+            continue
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigMissing(str(p), "no such file")
+        found[name] = read_config_file(p)
+        sources[name] = str(p)
+    return _config_set(found, sources)
+
+
+def _config_set(found: dict[str, dict[str, Any] | None], sources: dict[str, str]) -> ConfigSet:
+    return ConfigSet(
+        data=found["data"] or {},
+        hpo=found["hpo"] or {},
+        train=found["train"] or {},
+        benchmark=found.get("benchmark"),
+        sources=sources,
+    )

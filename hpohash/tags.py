@@ -1,0 +1,140 @@
+"""The tag registry: which MLflow tag key holds each logical value (SPEC §2).
+
+Teams that renamed their tags load their pipeline's own tags YAML with ``--tags-config``; every other
+module asks the registry for keys instead of spelling them, so a rename reaches every command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from hpohash.errors import UsageError
+
+DEFAULT_KEYS: Mapping[str, str] = MappingProxyType(
+    {
+        "stage": "code.stage",
+        "run_type": "code.run_type",
+        "study_key_hash": "code.study_key_hash",
+        "trial_key_hash": "code.trial_key_hash",
+        "study_family_hash": "code.study_family_hash",
+        "key_schema_version": "code.study.key_schema_version",
+        "data_fingerprint": "code.fingerprint.data",
+        "eval_fingerprint": "code.fingerprint.eval",
+        "objective_direction": "code.objective.direction",
+        "refit_of_trial_run_id": "code.refit.of_trial_run_id",
+        "artifact_available": "code.artifact.available",
+        "trial_number": "code.hpo.trial_number",
+        "backbone": "code.backbone",
+        "model": "code.model",
+        "hpo_sweep_run_id": "code.lineage.hpo_sweep_run_id",
+        "output_dir": "code.output_dir",
+        "parent": "mlflow.parentRunId",
+    }
+)
+
+DEFAULT_LEGACY: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "study_key_hash": ("code.grouping.study_key_hash",),
+        "trial_key_hash": ("code.grouping.trial_key_hash",),
+        "trial_number": ("trial_number",),
+    }
+)
+
+#: ``section.name`` in the pipeline's tags YAML → logical name here.
+TAGS_CONFIG_NAMES: Mapping[str, str] = MappingProxyType(
+    {
+        "process.stage": "stage",
+        "process.run_type": "run_type",
+        "process.backbone": "backbone",
+        "process.model": "model",
+        "grouping.study_key_hash": "study_key_hash",
+        "grouping.trial_key_hash": "trial_key_hash",
+        "grouping.study_family_hash": "study_family_hash",
+        "study.key_schema_version": "key_schema_version",
+        "fingerprint.data": "data_fingerprint",
+        "fingerprint.eval": "eval_fingerprint",
+        "objective.direction": "objective_direction",
+        "refit.of_trial_run_id": "refit_of_trial_run_id",
+        "artifact.available": "artifact_available",
+        "hpo.trial_number": "trial_number",
+        "training.trial_number": "trial_number",
+        "lineage.hpo_sweep_run_id": "hpo_sweep_run_id",
+        "paths.output_dir": "output_dir",
+        "output.dir": "output_dir",
+    }
+)
+
+LEGACY_PREFIX = "code.legacy."
+
+
+@dataclass(frozen=True)
+class TagRegistry:
+    """Logical name → tag key, plus legacy keys read (never written) when the main key is absent."""
+
+    keys: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_KEYS))
+    legacy: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_LEGACY))
+
+    def key(self, name: str) -> str:
+        return self.keys[name]
+
+    def read(self, tags: Mapping[str, str], name: str) -> str | None:
+        """The value of a logical tag: its key, else the first legacy key that is set."""
+        value = tags.get(self.keys[name])
+        if value is not None and value != "":
+            return value
+        for key in self.legacy.get(name, ()):
+            value = tags.get(key)
+            if value is not None and value != "":
+                return value
+        return None
+
+    @staticmethod
+    def legacy_key(name: str) -> str:
+        """Where backfill keeps a value it replaced (``code.legacy.<logical name>``)."""
+        return LEGACY_PREFIX + name
+
+    def with_overrides(self, overrides: Mapping[str, str]) -> TagRegistry:
+        return replace(self, keys={**self.keys, **overrides})
+
+
+def load_tags_config(path: str | Path) -> TagRegistry:
+    """Load a pipeline tags YAML (``section: {name: key}``) over the defaults; malformed → UsageError."""
+    import yaml
+
+    p = Path(path)
+    where = f"--tags-config {p}"
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{where}: not valid YAML: {_one_line(exc)}") from exc
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise UsageError(f"{where}: expected a mapping of sections, got {type(doc).__name__}")
+    overrides: dict[str, str] = {}
+    for section, entries in doc.items():
+        known = [k for k in TAGS_CONFIG_NAMES if k.split(".", 1)[0] == str(section)]
+        if not known:
+            continue  # unknown sections are ignored (the pipeline's file has many)
+        if not isinstance(entries, dict):
+            raise UsageError(f"{where}: section '{section}' must map names to tag keys")
+        for name, key in entries.items():
+            logical = TAGS_CONFIG_NAMES.get(f"{section}.{name}")
+            if logical is None:
+                continue
+            if not isinstance(key, str) or not key.strip():
+                raise UsageError(f"{where}: '{section}.{name}' must be a non-empty string tag key")
+            overrides[logical] = key.strip()
+    return TagRegistry().with_overrides(overrides)
+
+
+def _one_line(exc: Any) -> str:
+    return " ".join(str(exc).split())

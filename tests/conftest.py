@@ -1,0 +1,65 @@
+"""Shared fixtures. The real `mlflow server` fixture lives in tests/server_fixture.py."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpohash.cli import main
+
+VECTORS = Path(__file__).parent / "reference_vectors"
+
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run the CLI in-process and return (exit code, stdout, stderr)."""
+
+    def _run(args: Sequence[str]) -> Result:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _run
+
+
+def write_case_dir(case_name: str, directory: Path, *, suffix: str = ".yaml") -> dict:
+    """Write a reference case's configs into data/hpo/train files; returns the case."""
+    case = yaml.safe_load((VECTORS / case_name).read_text(encoding="utf-8"))
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("data", "hpo", "train"):
+        body = case[name]
+        if suffix == ".json":
+            import json
+
+            text = json.dumps(body)
+        else:
+            text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+        (directory / f"{name}{suffix}").write_text(text, encoding="utf-8")
+    return case
+
+
+@pytest.fixture
+def c01_dir(tmp_path: Path) -> Path:
+    write_case_dir("c01_realistic.yaml", tmp_path / "c01")
+    return tmp_path / "c01"
+
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("hpohash", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+settings.load_profile("hpohash")
