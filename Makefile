@@ -22,9 +22,9 @@ install: $(VENV)/.installed
 # Writes the demo experiment into ./mlflow.db (MLflow's embedded default), shows what is broken,
 # then what backfill would change.
 demo: $(VENV)/.installed
-	$(BIN)/hpohash hash --config-dir examples/configs --model distilbert \
-		--hyperparameters '{"learning_rate": 2.33e-05, "batch_size": 16, "dropout": 0.1733, "weight_decay": 0.0042}'
-
+	$(BIN)/hpohash demo
+	-$(BIN)/hpohash verify -e hpohash-demo
+	$(BIN)/hpohash backfill -e hpohash-demo --dry-run
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check hpohash tests benchmarks examples

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -93,9 +94,7 @@ def _parse_hyperparameters(values: Sequence[str]) -> list[dict[str, Any]]:
 @click.option("--train", "train_file", type=str, help="Train config file.")
 @click.option("--benchmark", "benchmark_file", type=str, help="Benchmark config file (v1/family hash only).")
 @click.option("--model", required=True, help="Full backbone name, e.g. distilbert-base-uncased.")
-@click.option(
-    "--hyperparameters", "hyperparameters", multiple=True, help='Trial hyperparameters as JSON (repeatable).'
-)
+@click.option("--hyperparameters", "hyperparameters", multiple=True, help="Trial hyperparameters as JSON (repeatable).")
 @click.option(
     "--trial-key-schema",
     type=click.Choice(["1.0", "2.0"]),
@@ -154,6 +153,320 @@ def hash_cmd(
         trial_key_schema=trial_key_schema,
     )
     _renderer(fmt).render_hash(report, show_key=show_key)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _registry(tags_config: str | None) -> Any:
+    from hpohash.tags import TagRegistry, load_tags_config
+
+    return load_tags_config(tags_config) if tags_config else TagRegistry()
+
+
+def _load_scope(
+    *,
+    tracking_uri: str | None,
+    experiment_names: tuple[str, ...],
+    experiment_ids: tuple[str, ...],
+    tags_config: str | None,
+    config_dir: str | None,
+    parent_run_id: str | None = None,
+    include_deleted: bool = False,
+    model: str | None = None,
+    show_progress: bool = False,
+) -> Any:
+    """Open the store and read the scope the same way for every command."""
+    registry = _registry(tags_config)  # a bad tags file fails before any connection is made
+    from hpohash.render.table import progress_reporter
+    from hpohash.study import load_scope
+    from hpohash.tracking import Tracking
+
+    tracking = Tracking(tracking_uri)
+    with progress_reporter(show_progress) as progress:
+        scope = load_scope(
+            tracking,
+            registry,
+            experiment_names=experiment_names,
+            experiment_ids=experiment_ids,
+            parent_run_id=parent_run_id,
+            include_deleted=include_deleted,
+            config_dir=config_dir,
+            model_override=model,
+            progress=progress,
+        )
+    return tracking, scope
+
+
+def _interactive(fmt: str, quiet: bool) -> bool:
+    return fmt == "table" and not quiet and sys.stderr.isatty()
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+@cli.command("verify")
+@click.option("--parent-run-id", help="Check one study only (its parent run id).")
+@click.option("--check-all", is_flag=True, help="Check every study of the experiments (the default).")
+@click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--model", help="Model name for studies whose runs name none (last resort).")
+@store_options
+def verify_cmd(
+    parent_run_id: str | None,
+    check_all: bool,
+    include_deleted: bool,
+    strict: bool,
+    model: str | None,
+    tracking_uri: str | None,
+    experiment_names: tuple[str, ...],
+    experiment_ids: tuple[str, ...],
+    tags_config: str | None,
+    config_dir: str | None,
+    fmt: str,
+    quiet: bool,
+    verbose: bool,
+) -> int:
+    """Report every parent, trial and refit run whose hash or link tags are wrong, and why.
+
+    \b
+    Exit codes: 0 no errors, 1 errors (or warnings with --strict), 2 usage/input error,
+    3 tracking backend failure.
+    \b
+    Examples:
+      hpohash verify -e hpohash-demo
+      hpohash verify -e sweeps -e trials --format json
+      hpohash verify --parent-run-id 3f2a... --format markdown >> "$GITHUB_STEP_SUMMARY"
+    """
+    from hpohash.audit import audit, verify_report
+    from hpohash.plan import build_plan
+
+    if check_all and parent_run_id:
+        raise UsageError("--check-all and --parent-run-id exclude each other")
+    _, scope = _load_scope(
+        tracking_uri=tracking_uri,
+        experiment_names=experiment_names,
+        experiment_ids=experiment_ids,
+        tags_config=tags_config,
+        config_dir=config_dir,
+        parent_run_id=parent_run_id,
+        include_deleted=include_deleted,
+        model=model,
+        show_progress=_interactive(fmt, quiet),
+    )
+    findings = audit(scope, build_plan(scope))
+    report = verify_report(scope, findings)
+    _renderer(fmt).render_verify(report, quiet=quiet)
+    summary = report["summary"]
+    if summary["errors"] or (strict and summary["warnings"]):
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ backfill
+
+
+def _confirm(yes: bool, what: str) -> None:
+    """Writes need --yes or an interactive 'y'; without a terminal there is nobody to ask."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"not writing {what}: pass --yes to apply (or --dry-run to only show the plan)")
+    if not click.confirm(f"Write {what}?", default=False, err=True):
+        raise click.exceptions.Abort()
+
+
+@cli.command("backfill")
+@click.option("--parent-run-id", help="Backfill one study only (its parent run id).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; never write.")
+@click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
+@click.option("--exit-code", is_flag=True, help="With --dry-run: exit 1 when anything is left to backfill.")
+@click.option("--force", is_flag=True, help="Also replace stored values of unknown provenance.")
+@click.option(
+    "--trial-key-schema",
+    type=click.Choice(["auto", "1.0", "2.0"]),
+    default="auto",
+    show_default=True,
+    help="Trial-key generation to write (auto: the one the study's correct trial hashes use, else 2.0).",
+)
+@click.option("--workers", type=click.IntRange(1, 64), help="Concurrent writes (default 8 over http(s), 1 locally).")
+@click.option("--journal", "journal_path", help="Journal file (default .hpohash/journal-<UTC time>.jsonl).")
+@click.option("--model", help="Model name for studies whose runs name none (last resort).")
+@store_options
+def backfill_cmd(
+    parent_run_id: str | None,
+    dry_run: bool,
+    yes: bool,
+    exit_code: bool,
+    force: bool,
+    trial_key_schema: str,
+    workers: int | None,
+    journal_path: str | None,
+    model: str | None,
+    tracking_uri: str | None,
+    experiment_names: tuple[str, ...],
+    experiment_ids: tuple[str, ...],
+    tags_config: str | None,
+    config_dir: str | None,
+    fmt: str,
+    quiet: bool,
+    verbose: bool,
+) -> int:
+    """Rewrite the hash and link tags of legacy runs to v2: plan, confirm, journal, write.
+
+    Only tags change; every replaced value is kept under code.legacy.<name>; `hpohash undo JOURNAL`
+    restores them.
+
+    \b
+    Exit codes: 0 done (or dry run), 1 conflicts or failed writes remain (or, with --exit-code,
+    the dry run found changes), 2 usage/input error, 3 tracking backend failure.
+    \b
+    Examples:
+      hpohash backfill -e hpohash-demo --dry-run
+      hpohash backfill -e hpohash-demo --yes
+      hpohash backfill -e sweeps --dry-run --exit-code     # CI: is anything left to backfill?
+    """
+    from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
+    from hpohash.plan import build_plan
+    from hpohash.render.table import progress_reporter
+
+    if exit_code and not dry_run:
+        raise UsageError("--exit-code only goes with --dry-run")
+    if dry_run and yes:
+        raise UsageError("--dry-run and --yes exclude each other")
+    tracking, scope = _load_scope(
+        tracking_uri=tracking_uri,
+        experiment_names=experiment_names,
+        experiment_ids=experiment_ids,
+        tags_config=tags_config,
+        config_dir=config_dir,
+        parent_run_id=parent_run_id,
+        model=model,
+        show_progress=_interactive(fmt, quiet),
+    )
+    plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
+    renderer = _renderer(fmt)
+    writes = changes_to_writes(plan.changes)
+    result = None
+    journal_file = None
+    if writes and not dry_run:
+        if fmt == "table":
+            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True)
+        _confirm(yes, f"{len(plan.changes)} tags on {len(writes)} runs to {tracking.display_uri}")
+        journal = Journal(
+            Path(journal_path) if journal_path else default_journal_path(),
+            journal_header("backfill", tracking, [e.name for e in scope.experiments]),
+        )
+        journal_file = str(journal.path)
+        try:
+            with progress_reporter(_interactive(fmt, quiet)) as progress:
+                result = write_runs(tracking, writes, journal, workers=workers, progress=progress)
+        finally:
+            journal.close()
+    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result)
+    if result is not None and result.backend_failed:
+        return 3
+    if plan.conflicts or (result is not None and result.failures):
+        return 1
+    if dry_run and exit_code and plan.changes:
+        return 1
+    return 0
+
+
+@cli.command("undo")
+@click.argument("journals", nargs=-1, required=True)
+@click.option("--tracking-uri", help="Tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@click.option("--dry-run", is_flag=True, help="Show what would be restored; never write.")
+@click.option("--yes", "-y", is_flag=True, help="Restore without asking.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Concurrent writes (default 8 over http(s), 1 locally).")
+@click.option("--journal", "journal_path", help="Journal for the undo itself (default .hpohash/journal-<time>.jsonl).")
+@output_options
+def undo_cmd(
+    journals: tuple[str, ...],
+    tracking_uri: str | None,
+    dry_run: bool,
+    yes: bool,
+    workers: int | None,
+    journal_path: str | None,
+    fmt: str,
+    quiet: bool,
+    verbose: bool,
+) -> int:
+    """Restore every tag a backfill journal recorded to its old value, newest first.
+
+    Tags that did not exist before are deleted. A tag changed since the journal was written is left
+    alone and reported. The undo writes a journal of its own.
+
+    \b
+    Example:
+      hpohash undo .hpohash/journal-20261126T120000000000Z.jsonl --yes
+    """
+    from hpohash.apply import Journal, default_journal_path, journal_header, plan_undo, read_journal, write_runs
+    from hpohash.tracking import Tracking
+
+    if dry_run and yes:
+        raise UsageError("--dry-run and --yes exclude each other")
+    files = [read_journal(j) for j in journals]
+    uris = {f.header.get("tracking_uri") for f in files}
+    tracking = Tracking(tracking_uri)
+    if len(uris) > 1 or (uris and tracking.display_uri not in uris):
+        raise UsageError(
+            f"journal was written against {', '.join(sorted(str(u) for u in uris))}, not {tracking.display_uri}: "
+            "pass the same --tracking-uri"
+        )
+    run_ids = [e.run_id for f in files for e in f.entries]
+    current = {rid: r.tags for rid, r in tracking.runs_by_id(run_ids).items()}
+    plan = plan_undo(files, current)
+    renderer = _renderer(fmt)
+    result = None
+    journal_file = None
+    if plan.writes and not dry_run:
+        if fmt == "table":
+            renderer.render_undo(plan, dry_run=True, journal=None, result=None, preview=True)
+        n = sum(len(w) for w in plan.writes.values())
+        _confirm(yes, f"{n} tag restores on {len(plan.writes)} runs to {tracking.display_uri}")
+        experiments = sorted({str(x) for f in files for x in f.header.get("experiments", [])})
+        journal = Journal(
+            Path(journal_path) if journal_path else default_journal_path(),
+            journal_header("undo", tracking, experiments),
+        )
+        journal_file = str(journal.path)
+        try:
+            result = write_runs(tracking, plan.writes, journal, workers=workers)
+        finally:
+            journal.close()
+    renderer.render_undo(plan, dry_run=dry_run or not plan.writes, journal=journal_file, result=result)
+    if result is not None and result.backend_failed:
+        return 3
+    if plan.skipped or plan.missing_runs or (result is not None and result.failures):
+        return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+
+@cli.command("demo")
+@click.option("--tracking-uri", help="Where to write (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@output_options
+def demo_cmd(tracking_uri: str | None, fmt: str, quiet: bool, verbose: bool) -> int:
+    """Write the demo experiment 'hpohash-demo' (legacy hashes to find and fix).
+
+    Refuses to touch an existing experiment of that name that it did not create.
+
+    \b
+    Example:
+      hpohash demo && hpohash verify -e hpohash-demo
+    """
+    from hpohash.demo import EXPERIMENT, write_demo
+    from hpohash.tracking import Tracking
+
+    tracking = Tracking(tracking_uri, create=True)
+    created = write_demo(tracking)
+    created["tracking_uri"] = tracking.display_uri
+    created["experiment"] = EXPERIMENT
+    _renderer(fmt).render_demo(created)
     return 0
 
 

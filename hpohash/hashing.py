@@ -326,9 +326,7 @@ def compute_study_hashes(
     )
 
 
-def recognise_trial_hash_on(
-    stored: str | None, study_hash: str, hp: Mapping[str, Any]
-) -> str | None:
+def recognise_trial_hash_on(stored: str | None, study_hash: str, hp: Mapping[str, Any]) -> str | None:
     """The trial-key schema (``"1.0"``/``"2.0"``) if ``stored`` is a correct trial hash on ``study_hash``."""
     if not stored:
         return None

@@ -17,8 +17,9 @@ EXP = EXPECTED["c01_realistic.yaml"]
 
 def test_hash_json_reproduces_reference(run_cli, c01_dir: Path) -> None:
     hp = json.dumps({"learning_rate": 2.33e-05, "batch_size": 16, "dropout": 0.1733, "weight_decay": 0.0042})
-    r = run_cli(["hash", "--config-dir", str(c01_dir), "--model", "distilbert", "--format", "json",
-                 "--hyperparameters", hp])
+    r = run_cli(
+        ["hash", "--config-dir", str(c01_dir), "--model", "distilbert", "--format", "json", "--hyperparameters", hp]
+    )
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     assert doc["schema"] == "hpohash.hash/1"
@@ -35,9 +36,25 @@ def test_hash_json_reproduces_reference(run_cli, c01_dir: Path) -> None:
 
 def test_hash_json_config_files_and_schema_1(run_cli, tmp_path: Path) -> None:
     write_case_dir("c05_objective_fallback.yaml", tmp_path, suffix=".json")
-    r = run_cli(["hash", "--data", str(tmp_path / "data.json"), "--hpo", str(tmp_path / "hpo.json"),
-                 "--train", str(tmp_path / "train.json"), "--model", "distilroberta", "--format", "json",
-                 "--trial-key-schema", "1.0", "--hyperparameters", '{"learning_rate": 1e-05}'])
+    r = run_cli(
+        [
+            "hash",
+            "--data",
+            str(tmp_path / "data.json"),
+            "--hpo",
+            str(tmp_path / "hpo.json"),
+            "--train",
+            str(tmp_path / "train.json"),
+            "--model",
+            "distilroberta",
+            "--format",
+            "json",
+            "--trial-key-schema",
+            "1.0",
+            "--hyperparameters",
+            '{"learning_rate": 1e-05}',
+        ]
+    )
     assert r.code == 0, r.err
     doc = json.loads(r.out)
     exp = EXPECTED["c05_objective_fallback.yaml"]
@@ -69,25 +86,31 @@ def _one_error_line(r, fragment: str) -> None:
 
 
 def test_missing_directory(run_cli, tmp_path: Path) -> None:
-    _one_error_line(run_cli(["hash", "--config-dir", str(tmp_path / "nope"), "--model", "m"]),
-                    f"{tmp_path / 'nope'}: no such directory")
+    _one_error_line(
+        run_cli(["hash", "--config-dir", str(tmp_path / "nope"), "--model", "m"]),
+        f"{tmp_path / 'nope'}: no such directory",
+    )
 
 
 def test_malformed_yaml(run_cli, c01_dir: Path) -> None:
     (c01_dir / "hpo.yaml").write_text("search_space: {a: [1,\n")
-    _one_error_line(run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m"]),
-                    f"{c01_dir / 'hpo.yaml'}: malformed YAML")
+    _one_error_line(
+        run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m"]), f"{c01_dir / 'hpo.yaml'}: malformed YAML"
+    )
 
 
 def test_yaml_list_instead_of_mapping(run_cli, c01_dir: Path) -> None:
     (c01_dir / "data.yaml").write_text("- a\n- b\n")
-    _one_error_line(run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m"]),
-                    f"{c01_dir / 'data.yaml'}: not a mapping (top level is a list)")
+    _one_error_line(
+        run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m"]),
+        f"{c01_dir / 'data.yaml'}: not a mapping (top level is a list)",
+    )
 
 
 def test_unknown_option(run_cli, c01_dir: Path) -> None:
-    _one_error_line(run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m", "--frobnicate"]),
-                    "No such option '--frobnicate'")
+    _one_error_line(
+        run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m", "--frobnicate"]), "No such option '--frobnicate'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -118,7 +141,11 @@ def test_real_process_no_traceback_and_no_mlflow_import(tmp_path: Path, c01_dir:
     p = subprocess.run([sys.executable, "-c", code, str(c01_dir)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["study_key_hash"] == EXP["study_key_hash_v2"]
-    bad = subprocess.run([sys.executable, "-m", "hpohash", "hash", "--config-dir", str(tmp_path / "x"),
-                          "--model", "m"], capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "hpohash", "hash", "--config-dir", str(tmp_path / "x"), "--model", "m"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr

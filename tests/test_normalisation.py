@@ -13,9 +13,7 @@ values = st.one_of(
     st.booleans(),
     st.text(max_size=12),
 )
-names = st.text(alphabet="abcdefghij_", min_size=1, max_size=8).filter(
-    lambda s: s not in h.EXCLUDED_HYPERPARAMETERS
-)
+names = st.text(alphabet="abcdefghij_", min_size=1, max_size=8).filter(lambda s: s not in h.EXCLUDED_HYPERPARAMETERS)
 hps = st.dictionaries(names, values, max_size=6)
 STUDY = "a" * 64
 

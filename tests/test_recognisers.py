@@ -25,9 +25,7 @@ def test_study_hash_causes() -> None:
 
 
 def test_seed_eval_cause() -> None:
-    seed = h.hash_payload(
-        h.study_key_v2(CASE["data"], CASE["hpo"], CASE["train"], "distilbert", eval_cfg={})
-    )
+    seed = h.hash_payload(h.study_key_v2(CASE["data"], CASE["hpo"], CASE["train"], "distilbert", eval_cfg={}))
     assert seed != EXP["study_key_hash_v2"]
     assert SH.recognise_study_hash(seed) == "seed-eval"
 

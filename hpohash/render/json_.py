@@ -14,3 +14,27 @@ def emit(obj: Any) -> None:
 
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     emit(report)
+
+
+def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+    emit(report)
+
+
+def render_demo(created: dict[str, Any]) -> None:
+    emit({"schema": "hpohash.demo/1", **created})
+
+
+def render_backfill(
+    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+) -> None:
+    from hpohash.apply import backfill_report
+
+    if not preview:
+        emit(backfill_report(plan, dry_run=dry_run, journal=journal, result=result))
+
+
+def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False) -> None:
+    from hpohash.apply import undo_report
+
+    if not preview:
+        emit(undo_report(plan, dry_run=dry_run, journal=journal, result=result))

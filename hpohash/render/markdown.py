@@ -36,10 +36,144 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     rows += [(f"study_family_hash ({s})", f"`{h}`") for s, h in report["study_family_hash"].items()]
     parts.append(table(["field", "value"], rows))
     if report["trials"]:
-        parts += ["", table(
-            ["hyperparameters", "trial_key_hash"],
-            [(json.dumps(t["hyperparameters"], sort_keys=True), f"`{t['trial_key_hash']}`") for t in report["trials"]],
-        )]
+        parts += [
+            "",
+            table(
+                ["hyperparameters", "trial_key_hash"],
+                [
+                    (json.dumps(t["hyperparameters"], sort_keys=True), f"`{t['trial_key_hash']}`")
+                    for t in report["trials"]
+                ],
+            ),
+        ]
     if show_key:
         parts += ["", "```json", json.dumps(report["study_key"], sort_keys=True, separators=(",", ":")), "```"]
+    emit("\n".join(parts))
+
+
+def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+    s = report["summary"]
+    status = "✅ no errors" if s["ok"] else f"❌ {s['errors']} error(s)"
+    parts = [
+        f"## hpohash verify — {status}",
+        "",
+        f"Experiments: {', '.join(report['experiments'])} · studies {s['studies']} · trials {s['trials']} · "
+        f"refits {s['refits']} · errors {s['errors']} · warnings {s['warnings']}",
+        "",
+    ]
+    if report["studies"]:
+        parts.append(
+            table(
+                ["parent", "model", "trials", "refits", "stored study hash", "recomputed", "errors", "warnings"],
+                [
+                    (
+                        st["parent_run_id"],
+                        st["model"],
+                        st["trials"],
+                        st["refits"],
+                        _short(st["study_key_hash"]),
+                        _short(st["recomputed_study_key_hash"]),
+                        st["errors"],
+                        st["warnings"],
+                    )
+                    for st in report["studies"]
+                ],
+            )
+        )
+        parts.append("")
+    if report["findings"]:
+        parts.append(
+            table(
+                ["code", "severity", "run", "stage", "message", "fixable"],
+                [
+                    (f["code"], f["severity"], f["run_id"], f["stage"], f["message"], "yes" if f["fixable"] else "no")
+                    for f in report["findings"]
+                ],
+            )
+        )
+    emit("\n".join(parts))
+
+
+def _short(h: str | None) -> str:
+    return f"`{h[:12]}…`" if h else "—"
+
+
+def render_demo(created: dict[str, Any]) -> None:
+    emit(_demo_text(created))
+
+
+def _demo_text(created: dict[str, Any]) -> str:
+    studies = created["studies"]
+    trials = sum(len(s["trials"]) for s in studies)
+    return (
+        f"Wrote experiment '{created['experiment']}' ({len(studies)} studies, {trials} trials, "
+        f"{len(studies)} refits) into {created['tracking_uri']}.\n"
+        f"Next: hpohash verify -e {created['experiment']}"
+    )
+
+
+def render_backfill(
+    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+) -> None:
+    from hpohash.apply import backfill_report
+
+    if preview:
+        return
+    r = backfill_report(plan, dry_run=dry_run, journal=journal, result=result)
+    s = r["summary"]
+    mode = "dry run" if dry_run else "applied"
+    parts = [
+        f"## hpohash backfill ({mode})",
+        "",
+        f"runs planned {s['runs_planned']} · tags planned {s['tags_planned']} · written {s['runs_written']} · "
+        f"failed {s['runs_failed']} · conflicts {s['conflicts']}" + (f" · journal `{journal}`" if journal else ""),
+        "",
+    ]
+    if r["changes"]:
+        parts += [
+            table(
+                ["run", "stage", "key", "old", "new", "reason"],
+                [(c["run_id"], c["stage"], c["key"], c["old"] or "∅", c["new"], c["reason"]) for c in r["changes"]],
+            ),
+            "",
+        ]
+    if r["conflicts"]:
+        parts += [
+            "### conflicts",
+            "",
+            table(
+                ["run", "stage", "key", "current", "message"],
+                [(c["run_id"], c["stage"], c["key"], c["current"], c["message"]) for c in r["conflicts"]],
+            ),
+            "",
+        ]
+    if r["failures"]:
+        parts += ["### failed writes", "", table(["run", "error"], [(f["run_id"], f["error"]) for f in r["failures"]])]
+    emit("\n".join(parts))
+
+
+def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False) -> None:
+    from hpohash.apply import undo_report
+
+    if preview:
+        return
+    r = undo_report(plan, dry_run=dry_run, journal=journal, result=result)
+    s = r["summary"]
+    parts = [
+        f"## hpohash undo ({'dry run' if dry_run else 'applied'})",
+        "",
+        f"runs {s['runs_planned']} · tags {s['tags_planned']} · written {s['runs_written']} · "
+        f"failed {s['runs_failed']} · skipped {s['skipped']}",
+        "",
+    ]
+    if r["changes"]:
+        parts.append(
+            table(
+                ["run", "key", "now", "restored to"],
+                [
+                    (c["run_id"], c["key"], c["old"], c["new"] if c["new"] is not None else "(deleted)")
+                    for c in r["changes"]
+                ],
+            )
+        )
     emit("\n".join(parts))

@@ -1,0 +1,417 @@
+"""The audit rules: every finding HH100–HH160 of SPEC §5, with cause, expected/actual and fixable.
+
+``fixable`` is not guessed per rule: it says whether the backfill plan for the same scope changes the
+tag the finding is about, so verify and backfill can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hpohash.hashing import recognise_trial_hash_on
+from hpohash.plan import Plan, choose_schema, expected_trial_hash
+from hpohash.study import PARENT, REFIT, TRIAL, Scope, Study, output_dir_folder
+from hpohash.tags import TagRegistry
+from hpohash.tracking import RunRecord
+
+ERROR = "error"
+WARNING = "warning"
+
+SEVERITY = {
+    "HH100": ERROR, "HH101": ERROR, "HH102": WARNING, "HH103": WARNING,
+    "HH110": ERROR, "HH111": ERROR, "HH112": ERROR,
+    "HH120": ERROR, "HH121": ERROR, "HH122": ERROR, "HH123": ERROR, "HH124": ERROR,
+    "HH130": ERROR, "HH140": WARNING, "HH141": ERROR, "HH150": WARNING, "HH160": WARNING,
+}  # fmt: skip
+
+#: the logical tags a finding is about: it is fixable when the plan writes one of them on its run
+FIX_KEYS = {
+    "HH100": ("study_key_hash",),
+    "HH101": ("study_key_hash", "key_schema_version"),
+    "HH103": ("data_fingerprint", "eval_fingerprint"),
+    "HH110": ("study_key_hash",),
+    "HH111": ("trial_key_hash",),
+    "HH112": ("trial_key_hash",),
+    "HH120": ("study_key_hash",),
+    "HH121": ("refit_of_trial_run_id",),
+    "HH122": ("refit_of_trial_run_id",),
+    "HH123": ("trial_key_hash",),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    run_id: str
+    stage: str
+    parent_run_id: str | None
+    message: str
+    expected: str | None = None
+    actual: str | None = None
+    cause: str | None = None
+    fixable: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "run_id": self.run_id,
+            "stage": self.stage,
+            "parent_run_id": self.parent_run_id,
+            "message": self.message,
+            "expected": self.expected,
+            "actual": self.actual,
+            "cause": self.cause,
+            "fixable": self.fixable,
+        }
+
+
+class _Collector:
+    def __init__(self, plan: Plan, reg: TagRegistry) -> None:
+        self.items: list[Finding] = []
+        self.plan_keys: dict[str, set[str]] = {}
+        for c in plan.changes:
+            self.plan_keys.setdefault(c.run_id, set()).add(c.key)
+        self.reg = reg
+
+    def add(
+        self,
+        code: str,
+        run: RunRecord,
+        stage: str,
+        parent_id: str | None,
+        message: str,
+        *,
+        expected: str | None = None,
+        actual: str | None = None,
+        cause: str | None = None,
+    ) -> None:
+        keys = {self.reg.key(n) for n in FIX_KEYS.get(code, ())}
+        fixable = bool(keys & self.plan_keys.get(run.run_id, set()))
+        self.items.append(
+            Finding(code, SEVERITY[code], run.run_id, stage, parent_id, message, expected, actual, cause, fixable)
+        )
+
+
+def audit(scope: Scope, plan: Plan) -> list[Finding]:
+    out = _Collector(plan, scope.registry)
+    for study in scope.studies:
+        _audit_study(scope, study, plan, out)
+    for orphan in scope.orphans:
+        ref = orphan.parent_ref
+        where = f"names parent {ref}, which is not in the scanned experiments" if ref else "names no parent run"
+        out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
+    return out.items
+
+
+def _short(h: str | None) -> str:
+    return h[:12] if h else "none"
+
+
+def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> None:
+    reg = scope.registry
+    parent = study.parent
+    pid = parent.run_id
+    hashes = study.hashes
+    stored = study.stored_hash
+    recomputed = study.recomputed_hash
+
+    # -- configs
+    for problem in study.config_problems:
+        out.add(
+            "HH141",
+            scope.index.get(problem.run_id, parent),
+            PARENT if problem.run_id == pid else TRIAL,
+            pid,
+            f"config {problem.where} is malformed: {problem.reason}",
+        )
+    if study.config_missing and not study.config_problems:
+        out.add(
+            "HH140",
+            parent,
+            PARENT,
+            pid,
+            f"configs not found: {study.config_missing}; hashes could not be recomputed"
+            + ("" if study.parent_is_v2 else ", trials compared with the parent's stored hash"),
+        )
+    elif study.configs is not None and not study.model:
+        out.add(
+            "HH140",
+            parent,
+            PARENT,
+            pid,
+            "no model: no code.backbone tag, backbone param or code.model tag; pass --model",
+        )
+
+    # -- parent
+    if not stored:
+        out.add("HH100", parent, PARENT, pid, "parent has no study_key_hash", expected=recomputed)
+    elif study.schema_tag != "2.0":
+        cause = hashes.recognise_study_hash(stored) if hashes else None
+        tag = f"schema tag is {study.schema_tag!r}" if study.schema_tag else "schema tag is missing"
+        what = {"v2": "its hash is already v2", None: "configs unavailable to tell what its hash is"}.get(
+            cause, f"its hash is {cause}"
+        )
+        out.add("HH101", parent, PARENT, pid, f"parent {tag}; {what}", expected=recomputed, actual=stored, cause=cause)
+    elif hashes and stored != recomputed:
+        cause = hashes.recognise_study_hash(stored)
+        out.add(
+            "HH102",
+            parent,
+            PARENT,
+            pid,
+            f"parent is tagged 2.0 but its hash differs from the v2 hash of its configs (cause {cause}); "
+            "the tag stays the source of truth",
+            expected=recomputed,
+            actual=stored,
+            cause=cause,
+        )
+    if hashes:
+        for name, value in (
+            ("data_fingerprint", hashes.data_fingerprint),
+            ("eval_fingerprint", hashes.eval_fingerprint),
+        ):
+            current = reg.read(parent.tags, name)
+            if current != value:
+                state = "missing" if current is None else "differs from recomputation"
+                out.add("HH103", parent, PARENT, pid, f"parent {reg.key(name)} {state}", expected=value, actual=current)
+    _check_output_dir(study, parent, PARENT, out)
+
+    ref = study.reference_hash
+    schema = choose_schema(study, reg)
+    trial_ids = {t.run_id for t in study.trials}
+
+    # -- trials
+    for run in study.trials:
+        _check_study_hash(study, run, TRIAL, "HH110", ref, out)
+        stored_trial = reg.read(run.tags, "trial_key_hash")
+        if not stored_trial:
+            out.add(
+                "HH111",
+                run,
+                TRIAL,
+                pid,
+                "trial has no trial_key_hash",
+                expected=expected_trial_hash(study, run, reg, schema),
+            )
+        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.hp(run)):
+            cause = _trial_cause(study, run, stored_trial)
+            out.add(
+                "HH112",
+                run,
+                TRIAL,
+                pid,
+                f"trial_key_hash is not the trial key of (study v2 hash, its hyperparameters) (cause {cause})"
+                + _mismatch_note(study, run),
+                expected=expected_trial_hash(study, run, reg, schema),
+                actual=stored_trial,
+                cause=cause,
+            )
+        _check_output_dir(study, run, TRIAL, out)
+
+    # -- refits
+    for run in study.refits:
+        _check_study_hash(study, run, REFIT, "HH120", ref, out)
+        link = reg.read(run.tags, "refit_of_trial_run_id")
+        linked: RunRecord | None = None
+        if not link:
+            out.add("HH121", run, REFIT, pid, f"refit has no {reg.key('refit_of_trial_run_id')}")
+        elif link in trial_ids:
+            linked = scope.index[link]
+        else:
+            target = scope.index.get(link)
+            if target is None:
+                why = "does not exist in the scanned experiments"
+            elif target.deleted:
+                why = "is deleted"
+            else:
+                why = "is not a trial of this study"
+            out.add("HH122", run, REFIT, pid, f"refit link names run {link}, which {why}", actual=link)
+        _check_refit_trial_hash(study, run, linked, schema, out)
+        available = reg.read(run.tags, "artifact_available")
+        if (available or "").strip().lower() != "true":
+            out.add(
+                "HH124",
+                run,
+                REFIT,
+                pid,
+                f"refit {reg.key('artifact_available')} is {available!r}, not 'true': no checkpoint to acquire",
+                expected="true",
+                actual=available,
+            )
+        _check_output_dir(study, run, REFIT, out)
+
+    _check_champion(scope, study, out)
+
+
+def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
+    if study.hashes is None:
+        return None
+    return study.hashes.recognise_trial_hash(stored, study.hp(run))[0]  # type: ignore[index]
+
+
+def _mismatch_note(study: Study, run: RunRecord) -> str:
+    rec = study.hyperparameters.get(run.run_id)
+    if rec and rec.mismatches:
+        return f"; params not of their search-space type: {', '.join(rec.mismatches)}"
+    return ""
+
+
+def _check_study_hash(study: Study, run: RunRecord, stage: str, code: str, ref: str | None, out: _Collector) -> None:
+    value = out.reg.read(run.tags, "study_key_hash")
+    if ref is None or value == ref:
+        return
+    cause = None
+    if value and study.hashes:
+        cause = "v2" if value == study.hashes.study_key_hash else study.hashes.recognise_study_hash(value)
+    basis = (
+        "the parent's v2 tag"
+        if study.parent_is_v2
+        else ("the v2 hash recomputed from configs" if study.v2_hash else "the parent's stored hash")
+    )
+    state = "missing" if not value else f"{_short(value)}… differs from {basis}"
+    out.add(
+        code,
+        run,
+        stage,
+        study.parent.run_id,
+        f"{stage} study_key_hash {state}" + (f" (cause {cause})" if cause else ""),
+        expected=ref,
+        actual=value,
+        cause=cause,
+    )
+
+
+def _check_refit_trial_hash(
+    study: Study, run: RunRecord, linked: RunRecord | None, schema: str, out: _Collector
+) -> None:
+    reg = out.reg
+    stored = reg.read(run.tags, "trial_key_hash")
+    pid = study.parent.run_id
+    if linked is not None:
+        expected = expected_trial_hash(study, linked, reg, schema) or reg.read(linked.tags, "trial_key_hash")
+        linked_stored = reg.read(linked.tags, "trial_key_hash")
+        if stored == expected and stored == linked_stored:
+            return
+        if stored == expected:
+            return  # the trial itself is wrong: HH112/HH111 on the trial says so
+        basis = f"its linked trial {linked.run_id}"
+        hp = study.hp(linked) or study.hp(run)
+    else:
+        if not study.v2_hash:
+            return
+        if stored and recognise_trial_hash_on(stored, study.v2_hash, study.hp(run)):
+            return
+        expected = expected_trial_hash(study, run, reg, schema)
+        basis = "the trial key of its own hyperparameters"
+        hp = study.hp(run)
+    cause = None
+    if stored and study.hashes:
+        cause = study.hashes.recognise_trial_hash(stored, hp)[0]  # type: ignore[index]
+    state = "missing" if not stored else "differs from"
+    out.add(
+        "HH123",
+        run,
+        REFIT,
+        pid,
+        f"refit trial_key_hash {state} {basis}" + (f" (cause {cause})" if cause else ""),
+        expected=expected,
+        actual=stored,
+        cause=cause,
+    )
+
+
+def _check_output_dir(study: Study, run: RunRecord, stage: str, out: _Collector) -> None:
+    folder = output_dir_folder(out.reg.read(run.tags, "output_dir"))
+    v2 = study.v2_hash
+    if folder and v2 and not v2.startswith(folder):
+        out.add(
+            "HH160",
+            run,
+            stage,
+            study.parent.run_id,
+            f"{out.reg.key('output_dir')} names folder study-{folder}, not the v2 prefix study-{v2[:8]}",
+            expected=f"study-{v2[:8]}",
+            actual=f"study-{folder}",
+        )
+
+
+def champion(study: Study, reg: TagRegistry) -> tuple[RunRecord | None, str, str]:
+    """Best trial by the objective metric and direction: (trial, metric, direction)."""
+    metric = str(study.objective.get("metric", "macro-f1"))
+    direction = reg.read(study.parent.tags, "objective_direction") or study.objective.get("direction") or "maximize"
+    direction = str(direction).lower()
+    scored = [t for t in study.trials if metric in t.metrics]
+    if not scored:
+        return None, metric, direction
+    sign = -1.0 if direction.startswith("min") else 1.0
+    best = max(scored, key=lambda t: (sign * t.metrics[metric], -t.start_time))
+    return best, metric, direction
+
+
+def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
+    reg = scope.registry
+    best, metric, direction = champion(study, reg)
+    if best is None:
+        return
+    for refit in study.refits:
+        if reg.read(refit.tags, "refit_of_trial_run_id") == best.run_id:
+            return
+    best_hash = reg.read(best.tags, "trial_key_hash")
+    if best_hash and any(reg.read(r.tags, "trial_key_hash") == best_hash for r in study.refits):
+        return
+    out.add(
+        "HH130",
+        best,
+        TRIAL,
+        study.parent.run_id,
+        f"champion trial ({metric} {direction}: {best.metrics[metric]:g}) resolves to no refit run "
+        "(no refit links it or shares its trial hash)",
+    )
+
+
+def summarise(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
+    errors = sum(1 for f in findings if f.severity == ERROR)
+    warnings = sum(1 for f in findings if f.severity == WARNING)
+    return {
+        "studies": len(scope.studies),
+        "parents": len(scope.studies),
+        "trials": sum(len(s.trials) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == TRIAL),
+        "refits": sum(len(s.refits) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == REFIT),
+        "errors": errors,
+        "warnings": warnings,
+        "ok": errors == 0,
+    }
+
+
+def verify_report(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
+    """The ``hpohash.verify/1`` object every renderer draws from."""
+    per_study: dict[str, list[Finding]] = {}
+    for f in findings:
+        per_study.setdefault(f.parent_run_id or "", []).append(f)
+    studies = []
+    for s in scope.studies:
+        fs = per_study.get(s.parent.run_id, [])
+        studies.append(
+            {
+                "parent_run_id": s.parent.run_id,
+                "model": s.model,
+                "model_source": s.model_source,
+                "study_key_hash": s.stored_hash,
+                "recomputed_study_key_hash": s.recomputed_hash,
+                "trials": len(s.trials),
+                "refits": len(s.refits),
+                "errors": sum(1 for f in fs if f.severity == ERROR),
+                "warnings": sum(1 for f in fs if f.severity == WARNING),
+            }
+        )
+    return {
+        "schema": "hpohash.verify/1",
+        "tracking_uri": scope.tracking_uri,
+        "experiments": [e.name for e in scope.experiments],
+        "summary": summarise(scope, findings),
+        "studies": studies,
+        "findings": [f.as_dict() for f in findings],
+    }

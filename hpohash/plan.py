@@ -1,0 +1,325 @@
+"""The backfill planner: the study model in, planned tag changes and conflicts out (SPEC §5 rules 1–5).
+
+Pure: it reads only the ``Scope`` already loaded, so ``verify`` can ask it what backfill would fix
+(the ``fixable`` column) without a second read, and ``backfill --dry-run`` shows exactly what
+``--yes`` writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpohash.hashing import (
+    CAUSE_UNKNOWN,
+    majority_schema,
+    normalise_hyperparameters,
+    recognise_trial_hash_on,
+    trial_key_hash,
+)
+from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study
+from hpohash.tags import TagRegistry
+from hpohash.tracking import RunRecord
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One tag to write: ``old`` is ``None`` when the tag does not exist yet."""
+
+    run_id: str
+    stage: str
+    key: str
+    old: str | None
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Something backfill will not decide alone (unknown provenance, ambiguous link, no v2 hash)."""
+
+    run_id: str
+    stage: str
+    key: str | None
+    current: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[PlannedChange, ...]
+    conflicts: tuple[Conflict, ...]
+    #: study parent id → trial-key schema chosen for it
+    schemas: dict[str, str] = field(default_factory=dict)
+
+    def by_run(self) -> dict[str, list[PlannedChange]]:
+        out: dict[str, list[PlannedChange]] = {}
+        for c in self.changes:
+            out.setdefault(c.run_id, []).append(c)
+        return out
+
+    def keys_for(self, run_id: str) -> set[str]:
+        return {c.key for c in self.changes if c.run_id == run_id}
+
+
+class _RunPlan:
+    """Collects one run's changes; saves each replaced value under ``code.legacy.*`` once."""
+
+    def __init__(self, run: RunRecord, stage: str, reg: TagRegistry, force: bool, conflicts: list[Conflict]):
+        self.run, self.stage, self.reg, self.force, self.conflicts = run, stage, reg, force, conflicts
+        self.changes: list[PlannedChange] = []
+
+    def set(self, name: str, new: str, reason: str, *, cause: str | None = None) -> None:
+        key = self.reg.key(name)
+        current = self.reg.read(self.run.tags, name)
+        if current == new and self.run.tags.get(key) == new:
+            return
+        if current is not None and cause == CAUSE_UNKNOWN and not self.force:
+            self.conflicts.append(
+                Conflict(
+                    self.run.run_id,
+                    self.stage,
+                    key,
+                    current,
+                    f"{name} {current} matches no known formula (cause unknown): left alone; --force replaces it",
+                )
+            )
+            return
+        old = self.run.tags.get(key)
+        if current is not None:
+            legacy = self.reg.legacy_key(name)
+            if legacy not in self.run.tags and current != new:
+                self.changes.append(
+                    PlannedChange(self.run.run_id, self.stage, legacy, None, current, f"keep replaced {name}")
+                )
+        self.changes.append(PlannedChange(self.run.run_id, self.stage, key, old, new, reason))
+
+
+def build_plan(scope: Scope, *, trial_key_schema: str = "auto", force: bool = False) -> Plan:
+    changes: list[PlannedChange] = []
+    conflicts: list[Conflict] = []
+    schemas: dict[str, str] = {}
+    for study in scope.studies:
+        schema = _plan_study(scope, study, trial_key_schema, force, changes, conflicts)
+        if schema:
+            schemas[study.parent.run_id] = schema
+    return Plan(tuple(changes), tuple(conflicts), schemas)
+
+
+def choose_schema(study: Study, reg: TagRegistry, requested: str = "auto") -> str:
+    """``auto``: the generation the study's correct trial hashes already use (majority), else 2.0."""
+    if requested != "auto":
+        return requested
+    v2 = study.v2_hash
+    if not v2:
+        return "2.0"
+    return majority_schema(
+        recognise_trial_hash_on(reg.read(r.tags, "trial_key_hash"), v2, study.hp(r)) for r in study.trials
+    )
+
+
+def expected_trial_hash(study: Study, run: RunRecord, reg: TagRegistry, schema: str) -> str | None:
+    """The trial hash ``run`` should carry: kept if already correct in either generation."""
+    v2 = study.v2_hash
+    if not v2:
+        return None
+    hp = study.hp(run)
+    stored = reg.read(run.tags, "trial_key_hash")
+    if recognise_trial_hash_on(stored, v2, hp):
+        return stored
+    return trial_key_hash(v2, hp, schema=schema)
+
+
+def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
+    stored = reg.read(run.tags, "trial_key_hash")
+    if not stored:
+        return None
+    if study.hashes is None:
+        return CAUSE_UNKNOWN  # no configs: a stored value that is not correct cannot be explained
+    return study.hashes.recognise_trial_hash(stored, study.hp(run))[0]  # type: ignore[index]
+
+
+def _study_cause(study: Study, value: str | None) -> str | None:
+    if not value or study.hashes is None:
+        return None if not value else (None if value == study.v2_hash else CAUSE_UNKNOWN)
+    if value == study.v2_hash:
+        return "v2"
+    return study.hashes.recognise_study_hash(value)
+
+
+def _plan_study(
+    scope: Scope,
+    study: Study,
+    requested_schema: str,
+    force: bool,
+    changes: list[PlannedChange],
+    conflicts: list[Conflict],
+) -> str | None:
+    reg = scope.registry
+    parent = study.parent
+    v2 = study.v2_hash
+    if not v2:
+        why = "; ".join(p.where + ": " + p.reason for p in study.config_problems) or study.config_missing
+        conflicts.append(
+            Conflict(
+                parent.run_id,
+                PARENT,
+                None,
+                study.stored_hash,
+                f"study has no v2 hash (parent not tagged 2.0 and configs unusable: {why})",
+            )
+        )
+        return None
+    schema = choose_schema(study, reg, requested_schema)
+    hashes = study.hashes
+
+    # Rule 1: the parent.
+    pp = _RunPlan(parent, PARENT, reg, force, conflicts)
+    fingerprints: dict[str, str | None] = {
+        "data_fingerprint": reg.read(parent.tags, "data_fingerprint"),
+        "eval_fingerprint": reg.read(parent.tags, "eval_fingerprint"),
+    }
+    if not study.parent_is_v2:
+        assert hashes is not None  # v2 known and parent not v2 → recomputed
+        pp.set(
+            "study_key_hash",
+            v2,
+            "parent upgraded to the recomputed v2 study hash",
+            cause=_study_cause(study, study.stored_hash),
+        )
+        if any(c.key == reg.key("study_key_hash") for c in pp.changes) or study.stored_hash == v2:
+            pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash")
+            fingerprints = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
+            for name, value in fingerprints.items():
+                pp.set(name, value, "fingerprint of the parent's configs")
+            direction = str(study.objective.get("direction", "maximize"))
+            if not reg.read(parent.tags, "objective_direction"):
+                pp.set("objective_direction", direction, "objective direction from the hpo config")
+    elif hashes is not None and hashes.study_key_hash == v2:
+        fingerprints = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
+        for name, value in fingerprints.items():
+            pp.set(name, value, "fingerprint of the parent's configs (its v2 hash matches them)")
+    changes += pp.changes
+
+    # Rules 2 and 3: trials, then refits (only once the parent carries the v2 hash).
+    if not study.parent_is_v2 and study.stored_hash != v2 and not pp.changes:
+        conflicts.append(
+            Conflict(
+                parent.run_id,
+                PARENT,
+                None,
+                study.stored_hash,
+                "parent keeps its hash of unknown provenance, so its trials and refits are left alone too",
+            )
+        )
+        return schema
+    new_trial_hash: dict[str, str] = {}
+    for run in study.trials:
+        expected = expected_trial_hash(study, run, reg, schema)
+        if expected:
+            new_trial_hash[run.run_id] = expected
+        changes += _plan_member(study, run, TRIAL, reg, force, conflicts, v2, expected, fingerprints).changes
+    for run in study.refits:
+        target, new_link, conflict = resolve_link(study, run, reg, new_trial_hash, schema)
+        expected = new_trial_hash.get(target) if target else expected_trial_hash(study, run, reg, schema)
+        rp = _plan_member(study, run, REFIT, reg, force, conflicts, v2, expected, fingerprints)
+        if new_link and target:
+            rp.set("refit_of_trial_run_id", target, new_link)
+        if conflict:
+            conflicts.append(conflict)
+        changes += rp.changes
+    return schema
+
+
+def _plan_member(
+    study: Study,
+    run: RunRecord,
+    stage: str,
+    reg: TagRegistry,
+    force: bool,
+    conflicts: list[Conflict],
+    v2: str,
+    expected_trial: str | None,
+    fingerprints: dict[str, str | None],
+) -> _RunPlan:
+    rp = _RunPlan(run, stage, reg, force, conflicts)
+    rp.set(
+        "study_key_hash",
+        v2,
+        "re-anchored on the study's v2 hash",
+        cause=_study_cause(study, reg.read(run.tags, "study_key_hash")),
+    )
+    if expected_trial:
+        rp.set(
+            "trial_key_hash", expected_trial, "trial key on the study's v2 hash", cause=_trial_cause(study, run, reg)
+        )
+    for name, value in fingerprints.items():
+        if value:
+            rp.set(name, value, "copied from the parent")
+    rp.set("key_schema_version", V2_SCHEMA_TAG, "copied from the parent")
+    return rp
+
+
+def resolve_link(
+    study: Study,
+    refit: RunRecord,
+    reg: TagRegistry,
+    new_trial_hash: dict[str, str],
+    schema: str,
+) -> tuple[str | None, str | None, Conflict | None]:
+    """(linked trial, reason if the link is new, conflict): rule 3, exactly one trial or nothing."""
+    link = reg.read(refit.tags, "refit_of_trial_run_id")
+    if link and any(t.run_id == link for t in study.trials):
+        return link, None, None
+    candidates = link_candidates(study, refit, reg, new_trial_hash, schema)
+    for label, found in candidates:
+        if len(found) == 1:
+            return found[0], f"refit link: the one trial with the same {label}", None
+    detail = "; ".join(f"{label}: {len(found)} trials" for label, found in candidates)
+    state = f"dangling link {link}" if link else "no link"
+    return (
+        None,
+        None,
+        Conflict(
+            refit.run_id,
+            REFIT,
+            reg.key("refit_of_trial_run_id"),
+            link,
+            f"refit has {state} and no single trial matches ({detail})",
+        ),
+    )
+
+
+def link_candidates(
+    study: Study, refit: RunRecord, reg: TagRegistry, new_trial_hash: dict[str, str], schema: str
+) -> list[tuple[str, list[str]]]:
+    """The four ways of finding a refit's trial, in SPEC order, each with the trials it yields."""
+    refit_new = expected_trial_hash(study, refit, reg, schema)
+    refit_old = reg.read(refit.tags, "trial_key_hash")
+    refit_number = reg.read(refit.tags, "trial_number")
+    refit_hp = normalise_hyperparameters(study.hp(refit))
+    trials = study.trials
+
+    def match(pred: Any) -> list[str]:
+        return [t.run_id for t in trials if pred(t)]
+
+    out: list[tuple[str, list[str]]] = []
+    out.append(("new trial hash", match(lambda t: refit_new is not None and new_trial_hash.get(t.run_id) == refit_new)))
+    out.append(
+        ("old trial hash", match(lambda t: refit_old is not None and reg.read(t.tags, "trial_key_hash") == refit_old))
+    )
+    out.append(
+        ("trial number", match(lambda t: refit_number is not None and reg.read(t.tags, "trial_number") == refit_number))
+    )
+    out.append(
+        ("hyperparameters", match(lambda t: bool(refit_hp) and normalise_hyperparameters(study.hp(t)) == refit_hp))
+    )
+    return out
+
+
+def changed_runs(changes: Iterable[PlannedChange]) -> list[str]:
+    seen: dict[str, None] = {}
+    for c in changes:
+        seen.setdefault(c.run_id, None)
+    return list(seen)

@@ -1,0 +1,458 @@
+"""The study model: runs told apart structurally, grouped into studies, with configs, model and
+typed hyperparameters resolved once per study (SPEC §1, §4).
+
+``load_scope`` is the single way every command reads an experiment: one paged scan, then config
+artifacts once per study (concurrently over HTTP), never a ``get_run`` per run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpohash import configs as cfg
+from hpohash.errors import UsageError
+from hpohash.hashing import StudyHashes, compute_study_hashes
+from hpohash.hyperparams import Recovered, recover_hyperparameters
+from hpohash.tags import TagRegistry
+from hpohash.tracking import Experiment, RunRecord, Tracking
+
+PARENT = "parent"
+TRIAL = "trial"
+REFIT = "refit"
+FOLD = "fold"
+
+REFIT_STAGES = frozenset({"hpo_refit", "refit"})
+PARENT_STAGES = frozenset({"hpo_sweep", "hpo_parent"})
+TRIAL_STAGES = frozenset({"hpo_trial"})
+FOLD_STAGES = frozenset({"hpo_trial_fold", "hpo_fold", "cv_fold"})
+STRUCTURAL_STAGES = frozenset({"hpo"})
+HPO_STAGES = REFIT_STAGES | PARENT_STAGES | TRIAL_STAGES | FOLD_STAGES | STRUCTURAL_STAGES
+V2_SCHEMA_TAG = "2.0"
+#: Children whose artifacts are tried when a parent logged no configs (refits first); bounded so a
+#: study without configs costs a few artifact listings, not one per trial.
+MAX_CHILD_CONFIG_LOOKUPS = 2
+FOLDER_RE = re.compile(r"study-([0-9a-fA-F]{8})(?![0-9a-fA-F])")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """A config artifact (or file) that exists but cannot be used: HH141."""
+
+    run_id: str
+    where: str
+    reason: str
+
+
+@dataclass
+class Study:
+    """One sweep: its parent, trials, refits, and everything recomputed from its configs."""
+
+    parent: RunRecord
+    trials: list[RunRecord] = field(default_factory=list)
+    refits: list[RunRecord] = field(default_factory=list)
+    folds: int = 0
+    configs: cfg.ConfigSet | None = None
+    config_source: str | None = None
+    config_missing: str | None = None
+    config_problems: list[ConfigProblem] = field(default_factory=list)
+    model: str | None = None
+    model_source: str | None = None
+    hashes: StudyHashes | None = None
+    stored_hash: str | None = None
+    schema_tag: str | None = None
+    hyperparameters: dict[str, Recovered] = field(default_factory=dict)
+
+    @property
+    def parent_is_v2(self) -> bool:
+        return bool(self.stored_hash) and self.schema_tag == V2_SCHEMA_TAG
+
+    @property
+    def recomputed_hash(self) -> str | None:
+        return self.hashes.study_key_hash if self.hashes else None
+
+    @property
+    def v2_hash(self) -> str | None:
+        """The study's v2 hash: the parent's tag when tagged 2.0, else the recomputed one."""
+        if self.parent_is_v2:
+            return self.stored_hash
+        return self.recomputed_hash
+
+    @property
+    def reference_hash(self) -> str | None:
+        """What trials and refits are compared with (the parent's stored hash as a last resort)."""
+        return self.v2_hash or self.stored_hash
+
+    @property
+    def search_space(self) -> Any:
+        return self.configs.hpo.get("search_space", {}) if self.configs else {}
+
+    @property
+    def objective(self) -> Mapping[str, Any]:
+        obj = self.configs.hpo.get("objective", {}) if self.configs else {}
+        return obj if isinstance(obj, Mapping) else {}
+
+    def members(self) -> list[RunRecord]:
+        return [self.parent, *self.trials, *self.refits]
+
+    def hp(self, run: RunRecord) -> dict[str, Any]:
+        rec = self.hyperparameters.get(run.run_id)
+        return rec.values if rec else {}
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A trial or refit whose study parent is not in the scanned scope: HH150."""
+
+    run: RunRecord
+    role: str
+    parent_ref: str | None
+
+
+@dataclass
+class Scope:
+    """Everything one command read: studies, orphans, and an index of every scanned run."""
+
+    tracking_uri: str
+    experiments: list[Experiment]
+    registry: TagRegistry
+    studies: list[Study]
+    orphans: list[Orphan]
+    index: dict[str, RunRecord]
+    roles: dict[str, str]
+    study_of: dict[str, str]
+
+    def study_for(self, run_id: str) -> Study | None:
+        pid = self.study_of.get(run_id, run_id)
+        for s in self.studies:
+            if s.parent.run_id == pid:
+                return s
+        return None
+
+
+# ------------------------------------------------------------------------------ classification
+
+
+def _stage(run: RunRecord, reg: TagRegistry) -> str | None:
+    stage = reg.read(run.tags, "stage")
+    return stage.strip().lower() if stage else None
+
+
+def _refs(run: RunRecord, reg: TagRegistry) -> list[str]:
+    """The runs named as this run's parent, in SPEC order: ``mlflow.parentRunId``, then lineage."""
+    out = []
+    for name in ("parent", "hpo_sweep_run_id"):
+        value = reg.read(run.tags, name)
+        if value and value not in out:
+            out.append(value)
+    return out
+
+
+def _looks_like_trial(run: RunRecord, reg: TagRegistry) -> bool:
+    return bool(
+        reg.read(run.tags, "hpo_sweep_run_id")
+        or reg.read(run.tags, "trial_number")
+        or reg.read(run.tags, "trial_key_hash")
+    )
+
+
+def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Role of every HPO run (parent/trial/refit/fold) and the study parent each trial/refit names."""
+    roles: dict[str, str] = {}
+    study: dict[str, str | None] = {}
+    visiting: set[str] = set()
+
+    def role(run_id: str) -> str | None:
+        if run_id in roles:
+            return roles[run_id]
+        run = runs.get(run_id)
+        if run is None or run_id in visiting:
+            return None
+        visiting.add(run_id)
+        try:
+            r = _role(run)
+        finally:
+            visiting.discard(run_id)
+        if r is not None:
+            roles[run_id] = r
+        return r
+
+    def _role(run: RunRecord) -> str | None:
+        stage = _stage(run, reg)
+        run_type = (reg.read(run.tags, "run_type") or "").strip().lower()
+        if stage in REFIT_STAGES or run_type == "refit":
+            return REFIT
+        if stage in PARENT_STAGES:
+            return PARENT
+        if stage in TRIAL_STAGES:
+            return TRIAL
+        if stage in FOLD_STAGES:
+            return FOLD
+        if stage not in STRUCTURAL_STAGES:
+            return None
+        refs = _refs(run, reg)
+        if not refs:
+            return PARENT
+        known = [r for r in refs if r in runs]
+        for ref in known:
+            ref_role = role(ref)
+            if ref_role == PARENT:
+                return TRIAL
+            if ref_role in (TRIAL, FOLD):
+                return FOLD
+        if known and not _looks_like_trial(run, reg):
+            return PARENT  # nested under a non-HPO run (a pipeline's root run, say)
+        if not known and not _looks_like_trial(run, reg):
+            return PARENT
+        return TRIAL  # names a parent that is not in scope: an orphan trial
+
+    for run_id in runs:
+        role(run_id)
+
+    def study_parent(run: RunRecord) -> str | None:
+        for ref in _refs(run, reg):
+            r = roles.get(ref)
+            if r == PARENT:
+                return ref
+            if r in (TRIAL, REFIT) and ref in runs:
+                inner = study_parent(runs[ref])
+                if inner:
+                    return inner
+        return None
+
+    for run_id, r in roles.items():
+        if r in (TRIAL, REFIT, FOLD):
+            study[run_id] = study_parent(runs[run_id])
+    return roles, study
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+ProgressFn = Callable[[str, int, int | None], None]
+
+
+def load_scope(
+    tracking: Tracking,
+    registry: TagRegistry,
+    *,
+    experiment_names: Sequence[str] = (),
+    experiment_ids: Sequence[str] = (),
+    parent_run_id: str | None = None,
+    include_deleted: bool = False,
+    config_dir: str | None = None,
+    model_override: str | None = None,
+    progress: ProgressFn | None = None,
+) -> Scope:
+    """Read the given experiments once and build the study model."""
+    disk = _load_disk_configs(config_dir)
+    if parent_run_id:
+        parent = tracking.get_run(parent_run_id)
+        exps = tracking.resolve_experiments(experiment_names, experiment_ids)
+        if not exps:
+            exps = [Experiment(parent.experiment_id, tracking.experiment_name(parent.experiment_id))]
+        all_runs = _scan_one_study(tracking, registry, parent, exps, progress)
+    else:
+        if not experiment_names and not experiment_ids:
+            raise UsageError("give --experiment-name/-e NAME or --experiment-id ID (or --parent-run-id ID)")
+        exps = tracking.resolve_experiments(experiment_names, experiment_ids)
+        all_runs = {}
+        done = 0
+
+        def on_page(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress("scan", done, None)
+
+        for run in tracking.scan([e.experiment_id for e in exps], on_page=on_page):
+            all_runs[run.run_id] = run
+
+    active = {rid: r for rid, r in all_runs.items() if include_deleted or not r.deleted}
+    roles, study_of = classify(active, registry)
+    studies: dict[str, Study] = {}
+    for rid, r in roles.items():
+        if r == PARENT and (parent_run_id is None or rid == parent_run_id):
+            studies[rid] = Study(parent=active[rid])
+    orphans: list[Orphan] = []
+    for rid, r in roles.items():
+        if r not in (TRIAL, REFIT, FOLD):
+            continue
+        pid = study_of.get(rid)
+        if pid in studies:
+            s = studies[pid]
+            if r == TRIAL:
+                s.trials.append(active[rid])
+            elif r == REFIT:
+                s.refits.append(active[rid])
+            else:
+                s.folds += 1
+        elif r != FOLD and (parent_run_id is None or pid == parent_run_id):
+            refs = _refs(active[rid], registry)
+            orphans.append(Orphan(active[rid], r, refs[0] if refs else None))
+    ordered = sorted(studies.values(), key=lambda s: (s.parent.start_time, s.parent.run_id))
+    for s in ordered:
+        s.trials.sort(key=lambda r: (r.start_time, r.run_id))
+        s.refits.sort(key=lambda r: (r.start_time, r.run_id))
+        s.stored_hash = registry.read(s.parent.tags, "study_key_hash")
+        s.schema_tag = registry.read(s.parent.tags, "key_schema_version")
+
+    fetched = tracking.map_concurrent(lambda s: _fetch_study_configs(tracking, s), ordered)
+    for i, (s, raw) in enumerate(zip(ordered, fetched, strict=True)):
+        _resolve_configs(s, raw, disk)
+        _resolve_model(s, registry, model_override)
+        if s.configs is not None and s.model:
+            s.hashes = compute_study_hashes(
+                s.configs.data, s.configs.hpo, s.configs.train, s.model, benchmark=s.configs.benchmark
+            )
+        space = s.search_space
+        for run in (*s.trials, *s.refits):
+            s.hyperparameters[run.run_id] = recover_hyperparameters(run.params, space)
+        if progress:
+            progress("configs", i + 1, len(ordered))
+    return Scope(
+        tracking_uri=tracking.display_uri,
+        experiments=exps,
+        registry=registry,
+        studies=ordered,
+        orphans=orphans,
+        index=all_runs,
+        roles=roles,
+        study_of={k: v for k, v in study_of.items() if v},
+    )
+
+
+def _scan_one_study(
+    tracking: Tracking,
+    registry: TagRegistry,
+    parent: RunRecord,
+    exps: list[Experiment],
+    progress: ProgressFn | None,
+) -> dict[str, RunRecord]:
+    """``--parent-run-id``: server-side filters on the parent links instead of whole experiments."""
+    runs = {parent.run_id: parent}
+    exp_ids = sorted({e.experiment_id for e in exps} | {parent.experiment_id})
+    lineage_ids = tracking.all_experiment_ids() or exp_ids
+    pid = parent.run_id.replace("'", "")
+    filters = [
+        (exp_ids, f"tags.`{registry.key('parent')}` = '{pid}'"),
+        (lineage_ids, f"tags.`{registry.key('hpo_sweep_run_id')}` = '{pid}'"),
+    ]
+    for ids, flt in filters:
+        for run in tracking.scan(ids, filter_string=flt):
+            runs[run.run_id] = run
+    # folds are children of trials: one more filtered scan per page of trial ids
+    children = [r.run_id for r in runs.values() if r.run_id != parent.run_id]
+    for start in range(0, len(children), 100):
+        chunk = ", ".join(f"'{c}'" for c in children[start : start + 100])
+        for run in tracking.scan(exp_ids, filter_string=f"tags.`{registry.key('parent')}` IN ({chunk})"):
+            runs.setdefault(run.run_id, run)
+    if progress:
+        progress("scan", len(runs), len(runs))
+    return runs
+
+
+def _load_disk_configs(config_dir: str | None) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``--config-dir`` files, read once for every study; a bad file there is a usage error."""
+    if not config_dir:
+        return {}
+    d = Path(config_dir)
+    if not d.is_dir():
+        raise UsageError(f"--config-dir {d}: {'not a directory' if d.exists() else 'no such directory'}")
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name in cfg.NAMES:
+        path = cfg.find_in_dir(d, name)
+        if path is None:
+            continue
+        try:
+            out[name] = (str(path), cfg.read_config_file(path))
+        except cfg.ConfigError as exc:
+            raise UsageError(f"--config-dir: {exc}") from exc
+    return out
+
+
+RawConfigs = list[tuple[str, dict[str, tuple[str, bytes] | cfg.ConfigError]]]
+
+
+def _fetch_study_configs(tracking: Tracking, study: Study) -> RawConfigs:
+    """Config artifacts of the parent, then (only if it lacks some) of up to two children."""
+    got: RawConfigs = [(study.parent.run_id, tracking.fetch_configs(study.parent.run_id))]
+    if all(name in got[0][1] for name in cfg.REQUIRED):
+        return got
+    for child in [*study.refits, *study.trials][:MAX_CHILD_CONFIG_LOOKUPS]:
+        found = tracking.fetch_configs(child.run_id)
+        if found:
+            got.append((child.run_id, found))
+        if all(any(name in g for _, g in got) for name in cfg.REQUIRED):
+            break
+    return got
+
+
+def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
+    chosen: dict[str, dict[str, Any] | None] = {}
+    sources: dict[str, str] = {}
+    for name in cfg.NAMES:
+        for run_id, files in raw:
+            item = files.get(name)
+            if item is None:
+                continue
+            if isinstance(item, cfg.ConfigError):
+                study.config_problems.append(ConfigProblem(run_id, item.where, item.reason))
+                chosen[name] = None
+            else:
+                path, data = item
+                where = f"run {run_id} artifact {path}"
+                try:
+                    chosen[name] = cfg.parse_config(where, data)
+                    sources[name] = where
+                except cfg.ConfigError as exc:
+                    study.config_problems.append(ConfigProblem(run_id, exc.where, exc.reason))
+                    chosen[name] = None
+            break
+        else:
+            if name in disk:
+                sources[name], chosen[name] = disk[name]
+    if study.config_problems:
+        return
+    missing = [n for n in cfg.REQUIRED if chosen.get(n) is None]
+    if missing:
+        study.config_missing = (
+            f"no {', '.join(missing)} config in the artifacts of run {study.parent.run_id} "
+            "(or its refits/trials) and none in --config-dir"
+        )
+        return
+    study.configs = cfg.ConfigSet(
+        data=chosen["data"] or {},
+        hpo=chosen["hpo"] or {},
+        train=chosen["train"] or {},
+        benchmark=chosen.get("benchmark"),
+        sources=sources,
+    )
+    study.config_source = sources.get("hpo")
+
+
+def _resolve_model(study: Study, reg: TagRegistry, override: str | None) -> None:
+    """SPEC §4 order: backbone tag (run, parent), backbone param (any trial), ``code.model``, ``--model``."""
+    children = [*study.trials, *study.refits]
+    candidates: list[tuple[str | None, str]] = [(reg.read(study.parent.tags, "backbone"), "tag:code.backbone (parent)")]
+    candidates += [(reg.read(r.tags, "backbone"), f"tag:code.backbone (run {r.run_id})") for r in children]
+    candidates.append((study.parent.params.get("backbone"), "param:backbone (parent)"))
+    candidates += [(r.params.get("backbone"), f"param:backbone (run {r.run_id})") for r in children]
+    candidates.append((reg.read(study.parent.tags, "model"), "tag:code.model (parent; shortened name)"))
+    candidates += [(reg.read(r.tags, "model"), f"tag:code.model (run {r.run_id}; shortened name)") for r in children]
+    candidates.append((override, "--model"))
+    for value, source in candidates:
+        if value and value.strip():
+            study.model, study.model_source = value, source
+            return
+
+
+def output_dir_folder(value: str | None) -> str | None:
+    """The 8 hex characters of a ``study-<8 hex>`` folder in ``code.output_dir``, lowercased."""
+    if not value:
+        return None
+    m = FOLDER_RE.search(value)
+    return m.group(1).lower() if m else None
