@@ -344,12 +344,8 @@ def _scan_one_study(
     for ids, flt in filters:
         for run in tracking.scan(ids, filter_string=flt):
             runs[run.run_id] = run
-    # folds are children of trials: one more filtered scan per page of trial ids
-    children = [r.run_id for r in runs.values() if r.run_id != parent.run_id]
-    for start in range(0, len(children), 100):
-        chunk = ", ".join(f"'{c}'" for c in children[start : start + 100])
-        for run in tracking.scan(exp_ids, filter_string=f"tags.`{registry.key('parent')}` IN ({chunk})"):
-            runs.setdefault(run.run_id, run)
+    # Folds (children of trials) are not fetched here: they are only counted, and MLflow's filter
+    # language has no IN for tags. Folds that carry the lineage tag come with the second filter.
     if progress:
         progress("scan", len(runs), len(runs))
     return runs

@@ -63,3 +63,42 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("hpohash", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
 settings.load_profile("hpohash")
+
+
+@pytest.fixture(scope="session")
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One real SQLite tracking store for the session; every test makes its own experiments in it."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    uri = f"sqlite:///{path}"
+    MlflowClient(tracking_uri=uri).search_experiments()  # creates the schema once
+    return uri
+
+
+@pytest.fixture
+def builder(sqlite_uri: str):
+    from tests.builders import Builder
+
+    root = Path(sqlite_uri[len("sqlite:///") :]).parent / "artifacts"
+    return Builder(sqlite_uri, artifact_root=root.as_uri())
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on a free 127.0.0.1 port, started once for the whole test run."""
+    from tests.server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def http_builder(mlflow_server):
+    from tests.builders import Builder
+
+    if mlflow_server.proc is None or mlflow_server.proc.poll() is not None:
+        mlflow_server.start()
+    return Builder(mlflow_server.uri)
