@@ -93,7 +93,7 @@ def journal_header(command: str, tracking: Tracking, experiments: Sequence[str])
         "tool_version": __version__,
         "tracking_uri": tracking.display_uri,
         "experiments": list(experiments),
-        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
     }
 
 

@@ -349,15 +349,29 @@ def test_check_all_with_parent_is_usage_error(run_cli, sqlite_uri: str) -> None:
     )
 
 
-def test_unreachable_server_fails_fast(run_cli) -> None:
+def test_unreachable_server_fails_fast() -> None:
+    """A real process with hpohash's retry defaults (no MLFLOW_HTTP_* set): one line, exit 3, seconds."""
+    import os
+    import subprocess
+    import sys
     import time
 
     from tests.server import free_port
 
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_REQUEST")}
     start = time.monotonic()
-    r = run_cli(["verify", "--tracking-uri", f"http://127.0.0.1:{free_port()}", "-e", "x"])
-    assert time.monotonic() - start < 30
-    _one_line(r, 3, "tracking backend failed")
+    p = subprocess.run(
+        [sys.executable, "-m", "hpohash", "verify", "--tracking-uri", f"http://127.0.0.1:{free_port()}", "-e", "x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    elapsed = time.monotonic() - start
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("hpohash: error: ") and "Traceback" not in p.stderr
+    assert "tracking backend failed" in p.stderr
+    assert elapsed < 30, elapsed
 
 
 @pytest.mark.parametrize("flag", ["--verbose", "-v"])

@@ -1,0 +1,159 @@
+"""The HTTP path against a real `mlflow server` subprocess on 127.0.0.1: verify, thread-pooled
+backfill, and a backfill interrupted by the server going away, then resumed and undone."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from mlflow.entities import ViewType
+
+from hpohash.tracking import Tracking
+from tests.builders import EXPECTED, Builder
+
+pytestmark = pytest.mark.server
+
+C01 = EXPECTED["c01_realistic.yaml"]
+
+
+def tags_of(b: Builder, exp_id: str) -> dict[str, dict[str, str]]:
+    runs = b.client.search_runs([exp_id], run_view_type=ViewType.ALL, max_results=1000)
+    return {r.info.run_id: dict(r.data.tags) for r in runs}
+
+
+def many_trials(n: int) -> tuple[tuple[dict, ...], tuple[float, ...]]:
+    hps = tuple({"learning_rate": 1e-5 + i * 1e-7, "batch_size": 8 if i % 2 else 16, "dropout": 0.1,
+                 "weight_decay": 0.01} for i in range(n))  # fmt: skip
+    return hps, tuple(0.5 + i / 100 for i in range(n))
+
+
+def test_verify_over_http(run_cli, http_builder: Builder) -> None:
+    exp, name = http_builder.experiment()
+    s = http_builder.study(exp, folds=1)
+    legacy = http_builder.study(exp, config_format="json")
+    http_builder.make_legacy(legacy)
+    r = run_cli(["verify", "--tracking-uri", http_builder.uri, "-e", name, "--format", "json"])
+    assert r.out, r.err
+    doc = json.loads(r.out)
+    assert r.code == 1
+    assert doc["tracking_uri"] == http_builder.uri
+    assert {f["parent_run_id"] for f in doc["findings"]} == {legacy.parent}
+    assert [st["recomputed_study_key_hash"] for st in doc["studies"]] == [C01["study_key_hash_v2"]] * 2
+    assert doc["summary"]["trials"] == 6 and s.parent in {st["parent_run_id"] for st in doc["studies"]}
+
+
+def test_backfill_over_http_uses_threads_and_is_exact(run_cli, http_builder: Builder, tmp_path: Path) -> None:
+    exp, name = http_builder.experiment()
+    hps, scores = many_trials(12)
+    s = http_builder.study(exp, hps=hps, scores=scores)
+    http_builder.make_legacy(s)
+    before = tags_of(http_builder, exp)
+    threads: set[str] = set()
+    original = Tracking.set_tags
+
+    def spy(self: Tracking, run_id: str, tags: dict) -> None:
+        threads.add(threading.current_thread().name)
+        original(self, run_id, tags)
+
+    Tracking.set_tags = spy  # type: ignore[method-assign]
+    try:
+        r = run_cli(
+            [
+                "backfill",
+                "--tracking-uri",
+                http_builder.uri,
+                "-e",
+                name,
+                "--yes",
+                "--format",
+                "json",
+                "--journal",
+                str(tmp_path / "j.jsonl"),
+            ]
+        )
+    finally:
+        Tracking.set_tags = original  # type: ignore[method-assign]
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["summary"]["runs_written"] == 13
+    assert len(threads) > 1  # the bounded pool, not one sequential loop
+    assert run_cli(["verify", "--tracking-uri", http_builder.uri, "-e", name]).code == 0
+    assert http_builder.tags(s.refit)["code.refit.of_trial_run_id"] == s.trials[11]
+    r = run_cli(["undo", str(tmp_path / "j.jsonl"), "--tracking-uri", http_builder.uri, "--yes", "--quiet"])
+    assert r.code == 0, r.err
+    assert tags_of(http_builder, exp) == before
+
+
+def test_interrupted_backfill_resumes_and_undoes(run_cli, mlflow_server, http_builder: Builder, tmp_path: Path) -> None:
+    """The server dies after a few writes; the journal is complete; a rerun finishes; undo restores all."""
+    exp, name = http_builder.experiment()
+    hps, scores = many_trials(30)
+    s = http_builder.study(exp, hps=hps, scores=scores)
+    http_builder.make_legacy(s)
+    original_tags = tags_of(http_builder, exp)
+
+    calls = {"n": 0}
+    lock = threading.Lock()
+    original = Tracking.set_tags
+
+    def dies_after_five(self: Tracking, run_id: str, tags: dict) -> None:
+        with lock:
+            calls["n"] += 1
+            if calls["n"] == 6:
+                mlflow_server.stop()  # a real outage: every later request is refused
+        original(self, run_id, tags)
+
+    j1, j2 = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    Tracking.set_tags = dies_after_five  # type: ignore[method-assign]
+    try:
+        r = run_cli(
+            [
+                "backfill",
+                "--tracking-uri",
+                mlflow_server.uri,
+                "-e",
+                name,
+                "--yes",
+                "--format",
+                "json",
+                "--workers",
+                "2",
+                "--journal",
+                str(j1),
+            ]
+        )
+    finally:
+        Tracking.set_tags = original  # type: ignore[method-assign]
+    assert r.code == 3, r.err
+    first = json.loads(r.out)
+    assert 5 <= first["summary"]["runs_written"] < 31
+    assert first["summary"]["runs_failed"] == 31 - first["summary"]["runs_written"]
+    assert all("tracking backend failed" in f["error"] or "not attempted" in f["error"] for f in first["failures"])
+
+    # every run written is in the journal with all of its tags (journal first, then the write)
+    journal = [json.loads(x) for x in j1.read_text().splitlines()[1:]]
+    journaled = {e["run_id"] for e in journal}
+    failed = {f["run_id"] for f in first["failures"]}
+    written = {c["run_id"] for c in first["changes"]} - failed
+    assert written <= journaled
+    for rid in journaled:
+        assert {e["key"] for e in journal if e["run_id"] == rid} == {
+            c["key"] for c in first["changes"] if c["run_id"] == rid
+        }
+
+    mlflow_server.start()
+    mid = tags_of(http_builder, exp)
+    assert sum(mid[rid] != original_tags[rid] for rid in mid) == len(written)
+
+    r = run_cli(
+        ["backfill", "--tracking-uri", mlflow_server.uri, "-e", name, "--yes", "--format", "json", "--journal", str(j2)]
+    )
+    assert r.code == 0, r.err
+    second = json.loads(r.out)
+    assert {c["run_id"] for c in second["changes"]} == {c["run_id"] for c in first["changes"]} - written
+    assert run_cli(["verify", "--tracking-uri", mlflow_server.uri, "-e", name]).code == 0
+
+    r = run_cli(["undo", str(j1), str(j2), "--tracking-uri", mlflow_server.uri, "--yes", "--format", "json"])
+    assert r.code == 0, r.err
+    assert tags_of(http_builder, exp) == original_tags
