@@ -444,6 +444,76 @@ def undo_cmd(
     return 0
 
 
+# ------------------------------------------------------------------------------------------ diff
+
+
+@cli.command("diff")
+@click.argument("run_a")
+@click.argument("run_b", required=False)
+@click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")
+@click.option("--config-dir", help="With one run: compare it with these configs on disk.")
+@click.option("--model", help="Model for the --config-dir side (default: the run's model).")
+@click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")
+@output_options
+def diff_cmd(
+    run_a: str,
+    run_b: str | None,
+    tracking_uri: str | None,
+    config_dir: str | None,
+    model: str | None,
+    tags_config: str | None,
+    fmt: str,
+    quiet: bool,
+    verbose: bool,
+) -> int:
+    """Explain why two runs do (not) share a study or trial hash, field by field.
+
+    \b
+    RUN_A RUN_B          two runs (parents, trials or refits)
+    RUN --config-dir D   a run against configs on disk ("would these configs reuse that study?")
+    RUN                  a trial or refit against its parent
+    \b
+    Exit codes: 0 same study (and same trial where both have one), 1 different, 2 error.
+    \b
+    Examples:
+      hpohash diff 3f2a... 9b1c...
+      hpohash diff 3f2a... --config-dir configs/ --model distilbert-base-uncased
+    """
+    from hpohash import configs as cfg
+    from hpohash.diff import diff_report, side_from_configs, side_from_run
+    from hpohash.study import PARENT, load_run_side
+    from hpohash.tracking import Tracking
+
+    registry = _registry(tags_config)
+    disk = None
+    if config_dir and not run_b:
+        try:
+            disk = cfg.load_config_dir(config_dir)
+        except cfg.ConfigError as exc:
+            raise UsageError(f"--config-dir: {exc}") from exc
+    tracking = Tracking(tracking_uri)
+    side_a = load_run_side(tracking, registry, run_a, config_dir=None if disk else config_dir)
+    a = side_from_run(side_a, registry, f"run {run_a}")
+    if run_b:
+        b = side_from_run(load_run_side(tracking, registry, run_b, config_dir=config_dir), registry, f"run {run_b}")
+    elif disk is not None:
+        chosen = model or side_a.study.model
+        if not chosen:
+            raise UsageError(f"no model for the --config-dir side: run {run_a} names none; pass --model")
+        hp = side_a.study.hp(side_a.run) if side_a.role != PARENT else None
+        b = side_from_configs(disk, chosen, f"config-dir {config_dir}", a, hp)
+    else:
+        if side_a.role == PARENT:
+            raise UsageError(f"run '{run_a}' is a parent: give a second run or --config-dir DIR")
+        parent_id = side_a.study.parent.run_id
+        if parent_id == side_a.run.run_id:
+            raise UsageError(f"run '{run_a}' names no parent run that exists")
+        b = side_from_run(load_run_side(tracking, registry, parent_id), registry, f"parent {parent_id}")
+    report = diff_report(a, b)
+    _renderer(fmt).render_diff(report)
+    return 0 if report["same_study"] and report["same_trial"] is not False else 1
+
+
 # ------------------------------------------------------------------------------------------ demo
 
 

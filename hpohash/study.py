@@ -375,13 +375,17 @@ RawConfigs = list[tuple[str, dict[str, tuple[str, bytes] | cfg.ConfigError]]]
 
 def _fetch_study_configs(tracking: Tracking, study: Study) -> RawConfigs:
     """Config artifacts of the parent, then (only if it lacks some) of up to two children."""
-    got: RawConfigs = [(study.parent.run_id, tracking.fetch_configs(study.parent.run_id))]
-    if all(name in got[0][1] for name in cfg.REQUIRED):
-        return got
-    for child in [*study.refits, *study.trials][:MAX_CHILD_CONFIG_LOOKUPS]:
-        found = tracking.fetch_configs(child.run_id)
+    children = [*study.refits, *study.trials][:MAX_CHILD_CONFIG_LOOKUPS]
+    return fetch_configs_from(tracking, [study.parent, *children])
+
+
+def fetch_configs_from(tracking: Tracking, runs: Sequence[RunRecord]) -> RawConfigs:
+    """Artifacts of each run in turn until every required config has been found."""
+    got: RawConfigs = []
+    for run in runs:
+        found = tracking.fetch_configs(run.run_id)
         if found:
-            got.append((child.run_id, found))
+            got.append((run.run_id, found))
         if all(any(name in g for _, g in got) for name in cfg.REQUIRED):
             break
     return got
@@ -452,3 +456,59 @@ def output_dir_folder(value: str | None) -> str | None:
         return None
     m = FOLDER_RE.search(value)
     return m.group(1).lower() if m else None
+
+
+@dataclass
+class RunSide:
+    """One run as ``diff`` sees it: its role, and a one-run study with its configs and model."""
+
+    run: RunRecord
+    role: str
+    study: Study
+
+
+def load_run_side(
+    tracking: Tracking,
+    registry: TagRegistry,
+    run_id: str,
+    *,
+    config_dir: str | None = None,
+    model_override: str | None = None,
+) -> RunSide:
+    """A named run and its study parent (two ``get_run`` at most), configs from the run, then the parent."""
+    run = tracking.get_run(run_id)
+    index = {run.run_id: run}
+    for ref in _refs(run, registry):
+        if ref not in index:
+            try:
+                index[ref] = tracking.get_run(ref)
+            except UsageError:
+                continue
+    roles, study_of = classify(index, registry)
+    role = roles.get(run.run_id)
+    if role is None:
+        stage = _stage(run, registry)
+        raise UsageError(f"run '{run_id}' is not an HPO run ({registry.key('stage')} = {stage!r})")
+    if role == FOLD:
+        raise UsageError(f"run '{run_id}' is a cross-validation fold: folds carry no study or trial hash")
+    parent = run if role == PARENT else index.get(study_of.get(run.run_id) or "")
+    study = Study(parent=parent or run)
+    if role == TRIAL:
+        study.trials.append(run)
+    elif role == REFIT:
+        study.refits.append(run)
+    study.stored_hash = registry.read(study.parent.tags, "study_key_hash")
+    study.schema_tag = registry.read(study.parent.tags, "key_schema_version")
+    order = [run] if parent is None or parent is run else [run, parent]
+    _resolve_configs(study, fetch_configs_from(tracking, order), _load_disk_configs(config_dir))
+    if study.config_problems:
+        p = study.config_problems[0]
+        raise UsageError(f"config {p.where}: {p.reason}")
+    _resolve_model(study, registry, model_override)
+    if study.configs is not None and study.model:
+        study.hashes = compute_study_hashes(
+            study.configs.data, study.configs.hpo, study.configs.train, study.model, benchmark=study.configs.benchmark
+        )
+    if role in (TRIAL, REFIT):
+        study.hyperparameters[run.run_id] = recover_hyperparameters(run.params, study.search_space)
+    return RunSide(run, role, study)

@@ -103,9 +103,11 @@ class Builder:
         folds: int = 0,
         trial_experiment: str | None = None,
         parent_tags: dict[str, str] | None = None,
+        data_update: dict[str, Any] | None = None,
     ) -> BuiltStudy:
         """A correct v2 study: parent, trials (with params and the objective metric), a linked refit."""
         c = load_case(case)
+        c["data"].update(data_update or {})
         sh = h.compute_study_hashes(c["data"], c["hpo"], c["train"], model)
         v2 = sh.study_key_hash
         artifacts = {}

@@ -38,3 +38,7 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
 
     if not preview:
         emit(undo_report(plan, dry_run=dry_run, journal=journal, result=result))
+
+
+def render_diff(report: dict[str, Any]) -> None:
+    emit(report)

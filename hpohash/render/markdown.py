@@ -177,3 +177,30 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
             )
         )
     emit("\n".join(parts))
+
+
+def render_diff(report: dict[str, Any]) -> None:
+    a, b = report["a"], report["b"]
+    verdict = "same study" if report["same_study"] else "different studies"
+    if report["same_trial"] is not None:
+        verdict += ", same trial" if report["same_trial"] else ", different trials"
+    rows = [
+        ("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"])),
+        ("study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])),
+        ("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"])),
+        ("cause", a["cause"] or "—", b["cause"] or "—"),
+    ]
+    parts = [f"## hpohash diff — {verdict}", "", table(["", a["label"], b["label"]], rows), ""]
+    if report["differences"]:
+        parts.append(
+            table(
+                ["field", "a", "b"],
+                [(f"`{d['path']}`", _compact(d["a"]), _compact(d["b"])) for d in report["differences"]],
+            )
+        )
+    parts += [f"- {n}" for n in report["notes"]]
+    emit("\n".join(parts))
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False) if not isinstance(value, str) else value

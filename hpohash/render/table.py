@@ -255,3 +255,49 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
     if journal:
         lines.append(f"journal: {journal}")
     out.print(Panel("\n".join(lines), title="hpohash undo", expand=False))
+
+
+def _compact(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return text if len(text) <= 70 else text[:67] + "…"
+
+
+def render_diff(report: dict[str, Any]) -> None:
+    """Both sides' hashes in a header, then the differing fields side by side."""
+    out = console()
+    a, b = report["a"], report["b"]
+    same_study = report["same_study"]
+    verdict = "[green]same study[/]" if same_study else "[red]different studies[/]"
+    if report["same_trial"] is not None:
+        verdict += ", [green]same trial[/]" if report["same_trial"] else ", [red]different trials[/]"
+    head = Table(title=f"hpohash diff — {verdict}", title_justify="left", header_style="bold")
+    head.add_column("")
+    head.add_column(a["label"], overflow="fold")
+    head.add_column(b["label"], overflow="fold")
+    head.add_row("model", a["model"] or "—", b["model"] or "—")
+    head.add_row("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"]))
+    head.add_row("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"]))
+    head.add_row(
+        "study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])
+    )
+    head.add_row("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"]))
+    head.add_row(
+        "trial hash (recomputed)", _short(a["recomputed_trial_key_hash"]), _short(b["recomputed_trial_key_hash"])
+    )
+    head.add_row("cause", a["cause"] or "—", b["cause"] or "—")
+    out.print(head)
+    if report["differences"]:
+        _rows_table(
+            out,
+            "differing fields",
+            "bold",
+            ("field", "a", "b"),
+            [(d["path"], _compact(d["a"]), _compact(d["b"])) for d in report["differences"]],
+        )
+    elif report["a"]["recomputed_study_key_hash"] and report["b"]["recomputed_study_key_hash"]:
+        out.print(
+            "The configs agree field for field"
+            + ("." if same_study else ": the claims differ because of how a stored hash was made (see cause).")
+        )
+    for note in report["notes"]:
+        out.print(f"[yellow]note:[/] {note}")

@@ -1,0 +1,184 @@
+"""``diff``: why two sides do (not) share a study or trial hash, field by field (SPEC §5 ``diff``).
+
+Pure: sides are built from already-loaded runs or configs; the differences are computed over the v2
+study-key payload with the fingerprint inputs expanded, so users see ``data.split_seed`` rather than
+two opaque fingerprints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from hpohash import hashing as h
+from hpohash.configs import ConfigSet
+from hpohash.study import REFIT, TRIAL, RunSide
+from hpohash.tags import TagRegistry
+
+ABSENT = "<absent>"
+
+
+@dataclass(frozen=True)
+class Side:
+    """What one side claims and what its configs recompute to."""
+
+    label: str
+    run_id: str | None
+    stored_study_key_hash: str | None
+    recomputed_study_key_hash: str | None
+    stored_trial_key_hash: str | None
+    recomputed_trial_key_hash: str | None
+    study_cause: str | None
+    trial_cause: str | None
+    payload: dict[str, Any] | None  # expanded v2 payload (+ hyperparameters), None without configs
+    model: str | None
+    note: str | None = None
+
+    @property
+    def study_claim(self) -> str | None:
+        return self.stored_study_key_hash or self.recomputed_study_key_hash
+
+    @property
+    def trial_claim(self) -> str | None:
+        return self.stored_trial_key_hash or self.recomputed_trial_key_hash
+
+
+def expanded_payload(configs: ConfigSet, model: str, hp: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The v2 payload with the inputs behind each fingerprint, plus normalised hyperparameters."""
+    payload = h.study_key_v2(configs.data, configs.hpo, configs.train, model)
+    payload["data"]["data_fingerprint_inputs"] = h.data_fingerprint_inputs(configs.data)
+    payload["evaluation"]["eval_config"] = h.eval_config(configs.hpo, configs.train)
+    if hp is not None:
+        payload["hyperparameters"] = h.normalise_hyperparameters(hp)
+    return payload
+
+
+def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
+    study, run = side.study, side.run
+    is_member = side.role in (TRIAL, REFIT)
+    hp = study.hp(run) if is_member else None
+    stored_study = reg.read(run.tags, "study_key_hash")
+    stored_trial = reg.read(run.tags, "trial_key_hash") if is_member else None
+    v2 = study.recomputed_hash
+    recomputed_trial = None
+    trial_cause = None
+    if is_member and v2 is not None:
+        schema = h.recognise_trial_hash_on(stored_trial, v2, hp or {}) or _generation(stored_trial, study, hp) or "2.0"
+        recomputed_trial = h.trial_key_hash(v2, hp or {}, schema=schema)
+        if stored_trial and not h.recognise_trial_hash_on(stored_trial, v2, hp or {}):
+            trial_cause = study.hashes.recognise_trial_hash(stored_trial, hp or {})[0]  # type: ignore[union-attr,index]
+    study_cause = None
+    if stored_study and study.hashes is not None and stored_study != v2:
+        study_cause = study.hashes.recognise_study_hash(stored_study)
+    note = None
+    if study.configs is None:
+        note = f"{label}: {study.config_missing or 'no configs'}; fields not compared"
+    elif not study.model:
+        note = f"{label}: no model found; pass --model"
+    return Side(
+        label=label,
+        run_id=run.run_id,
+        stored_study_key_hash=stored_study,
+        recomputed_study_key_hash=v2,
+        stored_trial_key_hash=stored_trial,
+        recomputed_trial_key_hash=recomputed_trial,
+        study_cause=study_cause,
+        trial_cause=trial_cause,
+        payload=expanded_payload(study.configs, study.model, hp) if study.configs and study.model else None,
+        model=study.model,
+        note=note,
+    )
+
+
+def _generation(stored: str | None, study: Any, hp: Mapping[str, Any] | None) -> str | None:
+    """The trial-key generation a legacy stored hash was made in, so the recomputation matches it."""
+    if not stored or study.hashes is None:
+        return None
+    return study.hashes.recognise_trial_hash(stored, hp or {})[1]
+
+
+def side_from_configs(configs: ConfigSet, model: str, label: str, other: Side, other_hp: Any) -> Side:
+    """The configs on disk as a side: what a new sweep with them would claim."""
+    v2 = h.study_key_hash_v2(configs.data, configs.hpo, configs.train, model)
+    trial = None
+    if other_hp is not None:
+        schema = "2.0"
+        if other.stored_trial_key_hash and other.recomputed_study_key_hash:
+            schema = (
+                h.recognise_trial_hash_on(other.stored_trial_key_hash, other.recomputed_study_key_hash, other_hp)
+                or "2.0"
+            )
+        trial = h.trial_key_hash(v2, other_hp, schema=schema)
+    return Side(label, None, None, v2, None, trial, None, None, expanded_payload(configs, model, other_hp), model)
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted paths to leaves; maps and lists are walked, so nested changes show where they are."""
+    out: dict[str, Any] = {}
+    if isinstance(value, Mapping) and value:
+        for k in sorted(value, key=str):
+            out.update(flatten(value[k], f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list) and value:
+        for i, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{i}]"))
+    else:
+        out[prefix] = value
+    return out
+
+
+def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if a is None or b is None:
+        return []
+    if "hyperparameters" not in a or "hyperparameters" not in b:
+        a = {k: v for k, v in a.items() if k != "hyperparameters"}
+        b = {k: v for k, v in b.items() if k != "hyperparameters"}
+    fa, fb = flatten(a), flatten(b)
+    out = []
+    for path in sorted(set(fa) | set(fb), key=_path_order):
+        va, vb = fa.get(path, ABSENT), fb.get(path, ABSENT)
+        if va != vb or type(va) is not type(vb):
+            out.append({"path": path, "a": va, "b": vb})
+    return out
+
+
+def _path_order(path: str) -> tuple[int, str]:
+    order = ("model", "data.", "hpo.", "training.", "evaluation.", "hyperparameters.")
+    for i, p in enumerate(order):
+        if path.startswith(p):
+            return (i, path)
+    return (len(order), path)
+
+
+def diff_report(a: Side, b: Side) -> dict[str, Any]:
+    """The ``hpohash.diff/1`` object."""
+    same_study = a.study_claim is not None and a.study_claim == b.study_claim
+    same_trial = None
+    if a.trial_claim is not None and b.trial_claim is not None:
+        same_trial = a.trial_claim == b.trial_claim
+    diffs = differences(a.payload, b.payload)
+
+    def side(s: Side) -> dict[str, Any]:
+        cause = s.trial_cause if same_study and same_trial is False else (s.study_cause or s.trial_cause)
+        return {
+            "label": s.label,
+            "run_id": s.run_id,
+            "stored_study_key_hash": s.stored_study_key_hash,
+            "study_key_hash": s.study_claim,
+            "recomputed_study_key_hash": s.recomputed_study_key_hash,
+            "stored_trial_key_hash": s.stored_trial_key_hash,
+            "trial_key_hash": s.trial_claim,
+            "recomputed_trial_key_hash": s.recomputed_trial_key_hash,
+            "cause": cause,
+            "model": s.model,
+        }
+
+    return {
+        "schema": "hpohash.diff/1",
+        "a": side(a),
+        "b": side(b),
+        "same_study": same_study,
+        "same_trial": same_trial,
+        "differences": diffs,
+        "notes": [n for n in (a.note, b.note) if n],
+    }
