@@ -75,6 +75,7 @@ class _Collector:
         for c in plan.changes:
             self.plan_keys.setdefault(c.run_id, set()).add(c.key)
         self.reg = reg
+        self.new_links = {c.new for c in plan.changes if c.key == reg.key("refit_of_trial_run_id")}
 
     def add(
         self,
@@ -87,9 +88,11 @@ class _Collector:
         expected: str | None = None,
         actual: str | None = None,
         cause: str | None = None,
+        fixable: bool | None = None,
     ) -> None:
-        keys = {self.reg.key(n) for n in FIX_KEYS.get(code, ())}
-        fixable = bool(keys & self.plan_keys.get(run.run_id, set()))
+        if fixable is None:
+            keys = {self.reg.key(n) for n in FIX_KEYS.get(code, ())}
+            fixable = bool(keys & self.plan_keys.get(run.run_id, set()))
         self.items.append(
             Finding(code, SEVERITY[code], run.run_id, stage, parent_id, message, expected, actual, cause, fixable)
         )
@@ -196,7 +199,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
                 "trial has no trial_key_hash",
                 expected=expected_trial_hash(study, run, reg, schema),
             )
-        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.hp(run)):
+        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.hp_key(run)):
             cause = _trial_cause(study, run, stored_trial)
             out.add(
                 "HH112",
@@ -249,7 +252,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
 def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
     if study.hashes is None:
         return None
-    return study.hashes.recognise_trial_hash(stored, study.hp(run))[0]  # type: ignore[index]
+    return study.recognise_trial(stored, study.hp_key(run))[0]  # type: ignore[index]
 
 
 def _mismatch_note(study: Study, run: RunRecord) -> str:
@@ -298,18 +301,18 @@ def _check_refit_trial_hash(
         if stored == expected:
             return  # the trial itself is wrong: HH112/HH111 on the trial says so
         basis = f"its linked trial {linked.run_id}"
-        hp = study.hp(linked) or study.hp(run)
+        hp = study.hp_key(linked)
     else:
         if not study.v2_hash:
             return
-        if stored and recognise_trial_hash_on(stored, study.v2_hash, study.hp(run)):
+        if stored and recognise_trial_hash_on(stored, study.v2_hash, study.hp_key(run)):
             return
         expected = expected_trial_hash(study, run, reg, schema)
         basis = "the trial key of its own hyperparameters"
-        hp = study.hp(run)
+        hp = study.hp_key(run)
     cause = None
     if stored and study.hashes:
-        cause = study.hashes.recognise_trial_hash(stored, hp)[0]  # type: ignore[index]
+        cause = study.recognise_trial(stored, hp)[0]  # type: ignore[index]
     state = "missing" if not stored else "differs from"
     out.add(
         "HH123",
@@ -369,6 +372,7 @@ def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
         study.parent.run_id,
         f"champion trial ({metric} {direction}: {best.metrics[metric]:g}) resolves to no refit run "
         "(no refit links it or shares its trial hash)",
+        fixable=best.run_id in out.new_links,
     )
 
 

@@ -179,7 +179,7 @@ def _load_scope(
 ) -> Any:
     """Open the store and read the scope the same way for every command."""
     registry = _registry(tags_config)  # a bad tags file fails before any connection is made
-    from hpohash.render.table import progress_reporter
+    from hpohash.render.progress import progress_reporter
     from hpohash.study import load_scope
     from hpohash.tracking import Tracking
 
@@ -329,7 +329,7 @@ def backfill_cmd(
     """
     from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
     from hpohash.plan import build_plan
-    from hpohash.render.table import progress_reporter
+    from hpohash.render.progress import progress_reporter
 
     if exit_code and not dry_run:
         raise UsageError("--exit-code only goes with --dry-run")

@@ -63,7 +63,8 @@ def parse_config(where: str, raw: bytes) -> dict[str, Any]:
             raise ConfigError(where, f"malformed JSON: {exc}") from exc
     else:
         try:
-            value = yaml.safe_load(text)
+            # libyaml's loader when present: the same YAML 1.1 safe resolver, several times faster
+            value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         except yaml.YAMLError as exc:
             raise ConfigError(where, f"malformed YAML: {_one_line(exc)}") from exc
     if value is None:

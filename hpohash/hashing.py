@@ -10,6 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_str
 from typing import Any
 
 #: Inner ``schema_version`` strings of the trial key, v1 study key and family key (two generations).
@@ -234,6 +235,19 @@ def normalise_hyperparameters(hp: Mapping[str, Any]) -> dict[str, Any]:
     return {k: normalise_value(v) for k, v in hp.items() if k not in EXCLUDED_HYPERPARAMETERS}
 
 
+class CanonicalHP(str):
+    """Canonical JSON of normalised hyperparameters, computed once per run and reused for every anchor."""
+
+
+HP = Mapping[str, Any] | CanonicalHP
+
+
+def canonical_hyperparameters(hp: HP) -> CanonicalHP:
+    if isinstance(hp, CanonicalHP):
+        return hp
+    return CanonicalHP(canonical_json(normalise_hyperparameters(hp)))
+
+
 def trial_key(study_hash: str, hp: Mapping[str, Any], *, schema: str = "2.0") -> dict[str, Any]:
     return {
         "schema_version": schema,
@@ -242,9 +256,21 @@ def trial_key(study_hash: str, hp: Mapping[str, Any], *, schema: str = "2.0") ->
     }
 
 
-def trial_key_hash(study_hash: str, hp: Mapping[str, Any], *, schema: str = "2.0") -> str:
-    """Trial key hash anchored on ``study_hash`` (the full v2 study hash for a correct one)."""
-    return hash_payload(trial_key(study_hash, hp, schema=schema))
+def trial_key_hash(study_hash: str, hp: HP, *, schema: str = "2.0") -> str:
+    """Trial key hash anchored on ``study_hash`` (the full v2 study hash for a correct one).
+
+    Byte-for-byte ``H(canon(trial_key(...)))``: with sorted keys the payload is the three fields in
+    this order, so the hyperparameters' canonical JSON can be computed once and spliced in.
+    """
+    return sha256_hex(
+        '{"hyperparameters":'
+        + canonical_hyperparameters(hp)
+        + ',"schema_version":'
+        + _json_str(schema)
+        + ',"study_key_hash":'
+        + _json_str(study_hash)
+        + "}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,23 +305,26 @@ class StudyHashes:
             return CAUSE_SEED_EVAL
         return CAUSE_UNKNOWN
 
-    def trial_hash_candidates(self, hp: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
-        """Map every known trial hash for ``hp`` to (cause, trial-key schema)."""
+    def _anchors(self) -> list[tuple[str, str]]:
         anchors: list[tuple[str, str]] = [(CAUSE_V2, self.study_key_hash)]
         anchors += [(CAUSE_V1, h) for h in self.study_key_hash_v1.values()]
         anchors += [(CAUSE_FOLDER8, h[:8]) for h in self.study_key_hash_v1.values()]
         anchors.append((CAUSE_SEED_EVAL, self.study_key_hash_seed_eval))
-        out: dict[str, tuple[str, str]] = {}
-        for cause, anchor in anchors:
-            for schema in TRIAL_KEY_SCHEMAS:
-                out.setdefault(trial_key_hash(anchor, hp, schema=schema), (cause, schema))
-        return out
+        return anchors
 
-    def recognise_trial_hash(self, stored: str | None, hp: Mapping[str, Any]) -> tuple[str, str | None] | None:
-        """(cause, trial-key schema) of a stored trial hash; ``("unknown", None)`` when no formula fits."""
+    def recognise_trial_hash(self, stored: str | None, hp: HP) -> tuple[str, str | None] | None:
+        """(cause, trial-key schema) of a stored trial hash; ``("unknown", None)`` when no formula fits.
+
+        Anchors are tried in order (v2, v1, folder8, seed-eval) and the search stops at the first fit.
+        """
         if not stored:
             return None
-        return self.trial_hash_candidates(hp).get(stored, (CAUSE_UNKNOWN, None))
+        hp = canonical_hyperparameters(hp)
+        for cause, anchor in self._anchors():
+            for schema in TRIAL_KEY_SCHEMAS:
+                if trial_key_hash(anchor, hp, schema=schema) == stored:
+                    return cause, schema
+        return CAUSE_UNKNOWN, None
 
 
 def compute_study_hashes(
@@ -326,10 +355,11 @@ def compute_study_hashes(
     )
 
 
-def recognise_trial_hash_on(stored: str | None, study_hash: str, hp: Mapping[str, Any]) -> str | None:
+def recognise_trial_hash_on(stored: str | None, study_hash: str, hp: HP) -> str | None:
     """The trial-key schema (``"1.0"``/``"2.0"``) if ``stored`` is a correct trial hash on ``study_hash``."""
     if not stored:
         return None
+    hp = canonical_hyperparameters(hp)
     for schema in TRIAL_KEY_SCHEMAS:
         if trial_key_hash(study_hash, hp, schema=schema) == stored:
             return schema

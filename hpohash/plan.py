@@ -7,14 +7,12 @@ Pure: it reads only the ``Scope`` already loaded, so ``verify`` can ask it what 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hpohash.hashing import (
     CAUSE_UNKNOWN,
     majority_schema,
-    normalise_hyperparameters,
     recognise_trial_hash_on,
     trial_key_hash,
 )
@@ -50,17 +48,6 @@ class Conflict:
 class Plan:
     changes: tuple[PlannedChange, ...]
     conflicts: tuple[Conflict, ...]
-    #: study parent id → trial-key schema chosen for it
-    schemas: dict[str, str] = field(default_factory=dict)
-
-    def by_run(self) -> dict[str, list[PlannedChange]]:
-        out: dict[str, list[PlannedChange]] = {}
-        for c in self.changes:
-            out.setdefault(c.run_id, []).append(c)
-        return out
-
-    def keys_for(self, run_id: str) -> set[str]:
-        return {c.key for c in self.changes if c.run_id == run_id}
 
 
 class _RunPlan:
@@ -99,12 +86,9 @@ class _RunPlan:
 def build_plan(scope: Scope, *, trial_key_schema: str = "auto", force: bool = False) -> Plan:
     changes: list[PlannedChange] = []
     conflicts: list[Conflict] = []
-    schemas: dict[str, str] = {}
     for study in scope.studies:
-        schema = _plan_study(scope, study, trial_key_schema, force, changes, conflicts)
-        if schema:
-            schemas[study.parent.run_id] = schema
-    return Plan(tuple(changes), tuple(conflicts), schemas)
+        _plan_study(scope, study, trial_key_schema, force, changes, conflicts)
+    return Plan(tuple(changes), tuple(conflicts))
 
 
 def choose_schema(study: Study, reg: TagRegistry, requested: str = "auto") -> str:
@@ -115,7 +99,7 @@ def choose_schema(study: Study, reg: TagRegistry, requested: str = "auto") -> st
     if not v2:
         return "2.0"
     return majority_schema(
-        recognise_trial_hash_on(reg.read(r.tags, "trial_key_hash"), v2, study.hp(r)) for r in study.trials
+        recognise_trial_hash_on(reg.read(r.tags, "trial_key_hash"), v2, study.hp_key(r)) for r in study.trials
     )
 
 
@@ -124,7 +108,7 @@ def expected_trial_hash(study: Study, run: RunRecord, reg: TagRegistry, schema: 
     v2 = study.v2_hash
     if not v2:
         return None
-    hp = study.hp(run)
+    hp = study.hp_key(run)
     stored = reg.read(run.tags, "trial_key_hash")
     if recognise_trial_hash_on(stored, v2, hp):
         return stored
@@ -137,14 +121,17 @@ def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
         return None
     if study.hashes is None:
         return CAUSE_UNKNOWN  # no configs: a stored value that is not correct cannot be explained
-    return study.hashes.recognise_trial_hash(stored, study.hp(run))[0]  # type: ignore[index]
+    return study.recognise_trial(stored, study.hp_key(run))[0]  # type: ignore[index]
 
 
 def _study_cause(study: Study, value: str | None) -> str | None:
-    if not value or study.hashes is None:
-        return None if not value else (None if value == study.v2_hash else CAUSE_UNKNOWN)
+    """Which formula made a stored study hash; without configs anything but the v2 hash is unknown."""
+    if not value:
+        return None
     if value == study.v2_hash:
         return "v2"
+    if study.hashes is None:
+        return CAUSE_UNKNOWN
     return study.hashes.recognise_study_hash(value)
 
 
@@ -155,7 +142,8 @@ def _plan_study(
     force: bool,
     changes: list[PlannedChange],
     conflicts: list[Conflict],
-) -> str | None:
+) -> None:
+    """Rules 1–3 for one study, appended to ``changes`` and ``conflicts``."""
     reg = scope.registry
     parent = study.parent
     v2 = study.v2_hash
@@ -170,7 +158,7 @@ def _plan_study(
                 f"study has no v2 hash (parent not tagged 2.0 and configs unusable: {why})",
             )
         )
-        return None
+        return
     schema = choose_schema(study, reg, requested_schema)
     hashes = study.hashes
 
@@ -213,7 +201,7 @@ def _plan_study(
                 "parent keeps its hash of unknown provenance, so its trials and refits are left alone too",
             )
         )
-        return schema
+        return
     new_trial_hash: dict[str, str] = {}
     for run in study.trials:
         expected = expected_trial_hash(study, run, reg, schema)
@@ -229,7 +217,6 @@ def _plan_study(
         if conflict:
             conflicts.append(conflict)
         changes += rp.changes
-    return schema
 
 
 def _plan_member(
@@ -298,7 +285,7 @@ def link_candidates(
     refit_new = expected_trial_hash(study, refit, reg, schema)
     refit_old = reg.read(refit.tags, "trial_key_hash")
     refit_number = reg.read(refit.tags, "trial_number")
-    refit_hp = normalise_hyperparameters(study.hp(refit))
+    refit_hp = study.hp_key(refit)
     trials = study.trials
 
     def match(pred: Any) -> list[str]:
@@ -312,14 +299,5 @@ def link_candidates(
     out.append(
         ("trial number", match(lambda t: refit_number is not None and reg.read(t.tags, "trial_number") == refit_number))
     )
-    out.append(
-        ("hyperparameters", match(lambda t: bool(refit_hp) and normalise_hyperparameters(study.hp(t)) == refit_hp))
-    )
+    out.append(("hyperparameters", match(lambda t: refit_hp != "{}" and study.hp_key(t) == refit_hp)))
     return out
-
-
-def changed_runs(changes: Iterable[PlannedChange]) -> list[str]:
-    seen: dict[str, None] = {}
-    for c in changes:
-        seen.setdefault(c.run_id, None)
-    return list(seen)

@@ -15,7 +15,7 @@ from typing import Any
 
 from hpohash import configs as cfg
 from hpohash.errors import UsageError
-from hpohash.hashing import StudyHashes, compute_study_hashes
+from hpohash.hashing import CanonicalHP, StudyHashes, canonical_hyperparameters, compute_study_hashes
 from hpohash.hyperparams import Recovered, recover_hyperparameters
 from hpohash.tags import TagRegistry
 from hpohash.tracking import Experiment, RunRecord, Tracking
@@ -65,6 +65,8 @@ class Study:
     stored_hash: str | None = None
     schema_tag: str | None = None
     hyperparameters: dict[str, Recovered] = field(default_factory=dict)
+    _hp_keys: dict[str, CanonicalHP] = field(default_factory=dict, repr=False)
+    _recognised: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict, repr=False)
 
     @property
     def parent_is_v2(self) -> bool:
@@ -102,6 +104,22 @@ class Study:
         rec = self.hyperparameters.get(run.run_id)
         return rec.values if rec else {}
 
+    def recognise_trial(self, stored: str | None, hp: CanonicalHP) -> tuple[str, str | None] | None:
+        """(cause, schema) of a stored trial hash, memoised: plan and audit both ask for each run."""
+        if not stored or self.hashes is None:
+            return None
+        key = (stored, hp)
+        if key not in self._recognised:
+            self._recognised[key] = self.hashes.recognise_trial_hash(stored, hp)  # type: ignore[assignment]
+        return self._recognised[key]
+
+    def hp_key(self, run: RunRecord) -> CanonicalHP:
+        """The run's normalised hyperparameters as canonical JSON, computed once (hashing reuses it)."""
+        key = self._hp_keys.get(run.run_id)
+        if key is None:
+            key = self._hp_keys[run.run_id] = canonical_hyperparameters(self.hp(run))
+        return key
+
 
 @dataclass(frozen=True)
 class Orphan:
@@ -124,13 +142,6 @@ class Scope:
     index: dict[str, RunRecord]
     roles: dict[str, str]
     study_of: dict[str, str]
-
-    def study_for(self, run_id: str) -> Study | None:
-        pid = self.study_of.get(run_id, run_id)
-        for s in self.studies:
-            if s.parent.run_id == pid:
-                return s
-        return None
 
 
 # ------------------------------------------------------------------------------ classification
@@ -383,7 +394,7 @@ def fetch_configs_from(tracking: Tracking, runs: Sequence[RunRecord]) -> RawConf
     """Artifacts of each run in turn until every required config has been found."""
     got: RawConfigs = []
     for run in runs:
-        found = tracking.fetch_configs(run.run_id)
+        found = tracking.fetch_configs(run)
         if found:
             got.append((run.run_id, found))
         if all(any(name in g for _, g in got) for name in cfg.REQUIRED):

@@ -40,6 +40,7 @@ class RunRecord:
     run_id: str
     experiment_id: str
     name: str
+    artifact_uri: str
     lifecycle_stage: str
     status: str
     start_time: int
@@ -56,13 +57,6 @@ class RunRecord:
 class Experiment:
     experiment_id: str
     name: str
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    run_id: str
-    ok: bool
-    error: str | None = None
 
 
 def _one_line(text: Any) -> str:
@@ -90,12 +84,14 @@ def _record(run: Any) -> RunRecord:
         run_id=info.run_id,
         experiment_id=str(info.experiment_id),
         name=info.run_name or "",
+        artifact_uri=info.artifact_uri or "",
         lifecycle_stage=info.lifecycle_stage,
         status=info.status,
         start_time=int(info.start_time or 0),
-        tags=MappingProxyType(dict(data.tags)),
-        params=MappingProxyType(dict(data.params)),
-        metrics=MappingProxyType(dict(data.metrics)),
+        # MLflow built these dicts for this Run alone: wrap them read-only instead of copying them
+        tags=MappingProxyType(data.tags),
+        params=MappingProxyType(data.params),
+        metrics=MappingProxyType(data.metrics),
     )
 
 
@@ -130,7 +126,6 @@ class Tracking:
         self.display_uri = redact_uri(uri)
         self.http = is_http(uri)
         self.client = MlflowClient(tracking_uri=uri)
-        self.get_run_calls = 0  # counted so tests and benchmarks can show reads stay one scan
 
     @staticmethod
     def _check_local(uri: str, *, create: bool) -> None:
@@ -223,7 +218,6 @@ class Tracking:
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
-        self.get_run_calls += 1
         try:
             return _record(self.client.get_run(run_id))
         except Exception as exc:  # noqa: BLE001
@@ -255,10 +249,20 @@ class Tracking:
 
     # ---------------------------------------------------------------- config artifacts
 
-    def fetch_configs(self, run_id: str) -> dict[str, tuple[str, bytes] | cfg.ConfigError]:
+    def _artifact_repo(self, run: RunRecord) -> Any:
+        """The run's artifact repository from the URI the scan already returned (no ``get_run``)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
+
+        uri = add_databricks_profile_info_to_artifact_uri(run.artifact_uri, self.uri)
+        return get_artifact_repository(uri, tracking_uri=self.uri)
+
+    def fetch_configs(self, run: RunRecord) -> dict[str, tuple[str, bytes] | cfg.ConfigError]:
         """The raw ``config/*`` artifacts of one run: name → (artifact path, bytes) or the error for it."""
+        run_id = run.run_id
         try:
-            infos = self.client.list_artifacts(run_id, ARTIFACT_DIR)
+            repo = self._artifact_repo(run)
+            infos = repo.list_artifacts(ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
             raise _classify(exc, f"listing artifacts of run {run_id}") from exc
         by_name: dict[str, Any] = {}
@@ -284,7 +288,7 @@ class Tracking:
                     out[stem] = cfg.ConfigError(where, f"larger than 1 MiB ({info.file_size} bytes)")
                     continue
                 try:
-                    local = self.client.download_artifacts(run_id, info.path, tmp)
+                    local = repo.download_artifacts(info.path, tmp)
                     out[stem] = (info.path, Path(local).read_bytes())
                 except Exception as exc:  # noqa: BLE001
                     err = _classify(exc, f"downloading {where}")

@@ -106,3 +106,21 @@ def test_tags_config_malformed(tmp_path: Path, text: str, message: str) -> None:
 def test_tags_config_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot read"):
         load_tags_config(tmp_path / "none.yaml")
+
+
+def test_example_tags_file_is_the_defaults() -> None:
+    """examples/tags.yaml (shown in the README) spells out the defaults in the pipeline's format."""
+    import yaml
+
+    from hpohash.tags import DEFAULT_KEYS, TAGS_CONFIG_NAMES
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "tags.yaml"
+    doc = yaml.safe_load(example.read_text())
+    named = {
+        TAGS_CONFIG_NAMES[f"{sec}.{n}"]: key
+        for sec, body in doc.items()
+        for n, key in body.items()
+        if f"{sec}.{n}" in TAGS_CONFIG_NAMES
+    }
+    assert len(named) == 16 and all(DEFAULT_KEYS[logical] == key for logical, key in named.items())
+    assert dict(load_tags_config(example).keys) == dict(TagRegistry().keys)

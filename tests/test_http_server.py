@@ -127,16 +127,18 @@ def test_interrupted_backfill_resumes_and_undoes(run_cli, mlflow_server, http_bu
         Tracking.set_tags = original  # type: ignore[method-assign]
     assert r.code == 3, r.err
     first = json.loads(r.out)
-    assert 5 <= first["summary"]["runs_written"] < 31
-    assert first["summary"]["runs_failed"] == 31 - first["summary"]["runs_written"]
-    assert all("tracking backend failed" in f["error"] or "not attempted" in f["error"] for f in first["failures"])
+    # one worker: five writes land, the sixth meets the outage, four more fail, the rest are not tried
+    assert (first["summary"]["runs_written"], first["summary"]["runs_failed"]) == (5, 26)
+    errors = [f["error"] for f in first["failures"]]
+    assert all("tracking backend failed" in e for e in errors[:5]), errors[:5]
+    assert all("not attempted" in e for e in errors[5:])
 
     # every run written is in the journal with all of its tags (journal first, then the write)
     journal = [json.loads(x) for x in j1.read_text().splitlines()[1:]]
     journaled = {e["run_id"] for e in journal}
     failed = {f["run_id"] for f in first["failures"]}
     written = {c["run_id"] for c in first["changes"]} - failed
-    assert written <= journaled
+    assert written <= journaled and len(journaled) == 10  # 5 written + 5 attempted, journal first
     for rid in journaled:
         assert {e["key"] for e in journal if e["run_id"] == rid} == {
             c["key"] for c in first["changes"] if c["run_id"] == rid
@@ -144,7 +146,7 @@ def test_interrupted_backfill_resumes_and_undoes(run_cli, mlflow_server, http_bu
 
     mlflow_server.start()
     mid = tags_of(http_builder, exp)
-    assert sum(mid[rid] != original_tags[rid] for rid in mid) == len(written)
+    assert {rid for rid in mid if mid[rid] != original_tags[rid]} == written
 
     r = run_cli(
         ["backfill", "--tracking-uri", mlflow_server.uri, "-e", name, "--yes", "--format", "json", "--journal", str(j2)]

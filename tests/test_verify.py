@@ -96,7 +96,7 @@ def test_legacy_study_findings_and_causes(run_cli, builder: Builder) -> None:
     assert (f["expected"], f["actual"]) == (C01["study_key_hash_v2"], C01["study_key_hash_v1"]["1.0"])
     assert by[("HH123", s.refit)]["actual"] == C01["trials"][2]["trial_key_hash_folder8"]["1.0"]
     assert by[("HH121", s.refit)]["fixable"] is True
-    assert by[("HH130", t1)]["fixable"] is False
+    assert by[("HH130", t1)]["fixable"] is True  # backfill links the refit to the champion
     assert doc["summary"]["errors"] == 10 and doc["summary"]["ok"] is False
 
 

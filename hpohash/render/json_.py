@@ -8,7 +8,9 @@ from typing import Any
 
 
 def emit(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Indented for a person at a terminal; one line otherwise (C encoder: 10,000 runs' findings fast)."""
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 

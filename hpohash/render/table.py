@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -51,33 +49,6 @@ def _short(h: str | None) -> str:
     if not h:
         return "—"
     return h[:12] + "…" if len(h) > 16 else h
-
-
-@contextmanager
-def progress_reporter(enabled: bool) -> Iterator[Callable[[str, int, int | None], None] | None]:
-    """A Rich progress bar on stderr (terminals only); yields the callback the reader reports to."""
-    if not enabled:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
-    labels = {"scan": "reading runs", "configs": "configs per study", "write": "writing runs"}
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console(stderr=True),
-        transient=True,
-    ) as bar:
-        tasks: dict[str, Any] = {}
-
-        def report(phase: str, done: int, total: int | None) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
-        yield report
 
 
 def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
