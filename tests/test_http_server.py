@@ -127,18 +127,23 @@ def test_interrupted_backfill_resumes_and_undoes(run_cli, mlflow_server, http_bu
         Tracking.set_tags = original  # type: ignore[method-assign]
     assert r.code == 3, r.err
     first = json.loads(r.out)
-    # one worker: five writes land, the sixth meets the outage, four more fail, the rest are not tried
-    assert (first["summary"]["runs_written"], first["summary"]["runs_failed"]) == (5, 26)
+    # one worker: the writes before the outage land (a kept-alive connection may carry one more),
+    # then five backend failures in a row, and the rest are not attempted
+    written_n, failed_n = first["summary"]["runs_written"], first["summary"]["runs_failed"]
+    assert written_n >= 5 and written_n + failed_n == 31
     errors = [f["error"] for f in first["failures"]]
-    assert all("tracking backend failed" in e for e in errors[:5]), errors[:5]
-    assert all("not attempted" in e for e in errors[5:])
+    attempted = [e for e in errors if "tracking backend failed" in e]
+    assert 5 <= len(attempted) <= 6 and all("not attempted" in e for e in errors[len(attempted) :])
+    assert len(errors) - len(attempted) >= 19
 
-    # every run written is in the journal with all of its tags (journal first, then the write)
+    # every run written is in the journal with all of its tags (journal first, then the write);
+    # runs never attempted are not
     journal = [json.loads(x) for x in j1.read_text().splitlines()[1:]]
     journaled = {e["run_id"] for e in journal}
     failed = {f["run_id"] for f in first["failures"]}
     written = {c["run_id"] for c in first["changes"]} - failed
-    assert written <= journaled and len(journaled) == 10  # 5 written + 5 attempted, journal first
+    tried_and_failed = {f["run_id"] for f in first["failures"] if "tracking backend failed" in f["error"]}
+    assert journaled == written | tried_and_failed
     for rid in journaled:
         assert {e["key"] for e in journal if e["run_id"] == rid} == {
             c["key"] for c in first["changes"] if c["run_id"] == rid
