@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from hpohash import __version__
-from hpohash.errors import EXIT_BACKEND, EXIT_USAGE, HpohashError, UsageError
+from hpohash.errors import EXIT_BACKEND, EXIT_FINDINGS, EXIT_USAGE, HpohashError, UsageError
+from hpohash.perf import gc_paused
 
 FORMATS = ("table", "json", "markdown")
 
@@ -255,8 +256,9 @@ def verify_cmd(
         model=model,
         show_progress=_interactive(fmt, quiet),
     )
-    findings = audit(scope, build_plan(scope))
-    report = verify_report(scope, findings)
+    with gc_paused():
+        findings = audit(scope, build_plan(scope))
+        report = verify_report(scope, findings)
     _renderer(fmt).render_verify(report, quiet=quiet)
     summary = report["summary"]
     if summary["errors"] or (strict and summary["warnings"]):
@@ -275,6 +277,12 @@ def _confirm(yes: bool, what: str) -> None:
         raise UsageError(f"not writing {what}: pass --yes to apply (or --dry-run to only show the plan)")
     if not click.confirm(f"Write {what}?", default=False, err=True):
         raise click.exceptions.Abort()
+
+
+def _check_journal_path(path: str | None) -> None:
+    """Before anything is read: a journal is never overwritten."""
+    if path and Path(path).exists():
+        raise UsageError(f"--journal {path}: already exists; journals are never overwritten")
 
 
 @cli.command("backfill")
@@ -335,6 +343,7 @@ def backfill_cmd(
         raise UsageError("--exit-code only goes with --dry-run")
     if dry_run and yes:
         raise UsageError("--dry-run and --yes exclude each other")
+    _check_journal_path(journal_path)
     tracking, scope = _load_scope(
         tracking_uri=tracking_uri,
         experiment_names=experiment_names,
@@ -345,7 +354,8 @@ def backfill_cmd(
         model=model,
         show_progress=_interactive(fmt, quiet),
     )
-    plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
+    with gc_paused():
+        plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
     renderer = _renderer(fmt)
     writes = changes_to_writes(plan.changes)
     result = None
@@ -407,6 +417,7 @@ def undo_cmd(
 
     if dry_run and yes:
         raise UsageError("--dry-run and --yes exclude each other")
+    _check_journal_path(journal_path)
     files = [read_journal(j) for j in journals]
     uris = {f.header.get("tracking_uri") for f in files}
     tracking = Tracking(tracking_uri)
@@ -550,8 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("hpohash: aborted", err=True)
-        return EXIT_USAGE
+        click.echo("hpohash: aborted: nothing written", err=True)
+        return EXIT_FINDINGS
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:

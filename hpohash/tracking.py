@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from hpohash import configs as cfg
 from hpohash.errors import BackendError, UsageError
+from hpohash.perf import collect_young, gc_paused
 
 PAGE_SIZE = 1000
 ARTIFACT_DIR = "config"
@@ -197,24 +198,27 @@ class Tracking:
 
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
         token = None
-        while True:
-            try:
-                page = self.client.search_runs(
-                    list(experiment_ids),
-                    filter_string=filter_string,
-                    run_view_type=view,
-                    max_results=PAGE_SIZE,
-                    page_token=token,
-                )
-            except Exception as exc:  # noqa: BLE001
-                raise _classify(exc, f"searching runs of experiment(s) {', '.join(experiment_ids)}") from exc
-            for run in page:
-                yield _record(run)
-            if on_page is not None:
-                on_page(len(page))
-            token = page.token
-            if not token:
-                return
+        with gc_paused():
+            while True:
+                try:
+                    page = self.client.search_runs(
+                        list(experiment_ids),
+                        filter_string=filter_string,
+                        run_view_type=view,
+                        max_results=PAGE_SIZE,
+                        page_token=token,
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    raise _classify(exc, f"searching runs of experiment(s) {', '.join(experiment_ids)}") from exc
+                for run in page:
+                    yield _record(run)
+                n, token = len(page), page.token
+                del page
+                collect_young()
+                if on_page is not None:
+                    on_page(n)
+                if not token:
+                    return
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""

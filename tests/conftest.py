@@ -37,6 +37,17 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
     return _run
 
 
+def assert_one_error_line(r: Result, code: int, fragment: str, *, stdout_empty: bool = True) -> None:
+    """Bad input: exactly one ``hpohash: error:`` line naming what and where, the exit code, no traceback."""
+    assert r.code == code, (r.code, r.err)
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hpohash: error: "), r.err
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in r.err
+    if stdout_empty:
+        assert r.out == ""
+
+
 def write_case_dir(case_name: str, directory: Path, *, suffix: str = ".yaml") -> dict:
     """Write a reference case's configs into data/hpo/train files; returns the case."""
     case = yaml.safe_load((VECTORS / case_name).read_text(encoding="utf-8"))

@@ -9,6 +9,7 @@ from mlflow.entities import ViewType
 
 from hpohash.hashing import trial_key_hash
 from tests.builders import EXPECTED, Builder
+from tests.conftest import assert_one_error_line
 
 C01 = EXPECTED["c01_realistic.yaml"]
 V2 = C01["study_key_hash_v2"]
@@ -230,13 +231,6 @@ def test_table_output(run_cli, builder: Builder) -> None:
 # ----------------------------------------------------------------------------- bad input
 
 
-def _one_line(r, code: int, fragment: str) -> None:
-    assert r.code == code, (r.code, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hpohash: error: ") and fragment in lines[0], r.err
-    assert "Traceback" not in r.err
-
-
 def test_refuses_to_write_without_yes_when_not_a_terminal(run_cli, builder: Builder, monkeypatch) -> None:
     exp, name = builder.experiment()
     s = builder.study(exp)
@@ -244,7 +238,7 @@ def test_refuses_to_write_without_yes_when_not_a_terminal(run_cli, builder: Buil
     before = snapshot(builder, exp)
     monkeypatch.chdir(builder.uri[len("sqlite:///") :].rsplit("/", 1)[0])
     r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--format", "json"])
-    _one_line(r, 2, "pass --yes to apply")
+    assert_one_error_line(r, 2, "pass --yes to apply")
     assert snapshot(builder, exp) == before
 
 
@@ -253,29 +247,29 @@ def test_option_errors(run_cli, builder: Builder, tmp_path: Path) -> None:
     s = builder.study(exp)
     builder.make_legacy(s)
     before = snapshot(builder, exp)
-    _one_line(
+    assert_one_error_line(
         run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--exit-code"]),
         2,
         "--exit-code only goes with --dry-run",
     )
-    _one_line(
+    assert_one_error_line(
         run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--dry-run", "--yes"]),
         2,
         "--dry-run and --yes exclude each other",
     )
-    _one_line(
+    assert_one_error_line(
         run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--workers", "0"]),
         2,
         "Invalid value for '--workers'",
     )
-    _one_line(
+    assert_one_error_line(
         run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--trial-key-schema", "3.0"]),
         2,
         "Invalid value for '--trial-key-schema'",
     )
     existing = tmp_path / "exists.jsonl"
     existing.write_text("keep me\n")
-    _one_line(
+    assert_one_error_line(
         run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--yes", "--journal", str(existing)]),
         2,
         "already exists",
@@ -285,15 +279,19 @@ def test_option_errors(run_cli, builder: Builder, tmp_path: Path) -> None:
 
 
 def test_undo_bad_journals(run_cli, sqlite_uri: str, tmp_path: Path) -> None:
-    _one_line(run_cli(["undo", str(tmp_path / "none.jsonl"), "--tracking-uri", sqlite_uri]), 2, "cannot read")
+    assert_one_error_line(
+        run_cli(["undo", str(tmp_path / "none.jsonl"), "--tracking-uri", sqlite_uri]), 2, "cannot read"
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"not": "a header"}\n')
-    _one_line(run_cli(["undo", str(bad), "--tracking-uri", sqlite_uri]), 2, "not an hpohash journal")
+    assert_one_error_line(run_cli(["undo", str(bad), "--tracking-uri", sqlite_uri]), 2, "not an hpohash journal")
     bad.write_text('{"hpohash_journal": 1, "tracking_uri": "x"}\n{"run_id": 3}\n{}\n')
-    _one_line(run_cli(["undo", str(bad), "--tracking-uri", sqlite_uri]), 2, ":2: expected an object with run_id")
+    assert_one_error_line(
+        run_cli(["undo", str(bad), "--tracking-uri", sqlite_uri]), 2, ":2: expected an object with run_id"
+    )
     other = tmp_path / "other.jsonl"
     other.write_text('{"hpohash_journal": 1, "tracking_uri": "sqlite:///elsewhere.db"}\n')
-    _one_line(
+    assert_one_error_line(
         run_cli(["undo", str(other), "--tracking-uri", sqlite_uri]),
         2,
         "journal was written against sqlite:///elsewhere.db",

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_case_dir
+from tests.conftest import assert_one_error_line, write_case_dir
 from tests.test_hashing_vectors import EXPECTED
 
 EXP = EXPECTED["c01_realistic.yaml"]
+
+
+def _usage_error(r, fragment: str) -> None:
+    assert_one_error_line(r, 2, fragment)
 
 
 def test_hash_json_reproduces_reference(run_cli, c01_dir: Path) -> None:
@@ -75,18 +79,8 @@ def test_hash_markdown(run_cli, c01_dir: Path) -> None:
     assert f"| study_key_hash (v2) | `{EXP['study_key_hash_v2']}` |" in r.out
 
 
-def _one_error_line(r, fragment: str) -> None:
-    assert r.code == 2
-    assert r.out == ""
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1, r.err
-    assert lines[0].startswith("hpohash: error: ")
-    assert fragment in lines[0]
-    assert "Traceback" not in r.err
-
-
 def test_missing_directory(run_cli, tmp_path: Path) -> None:
-    _one_error_line(
+    _usage_error(
         run_cli(["hash", "--config-dir", str(tmp_path / "nope"), "--model", "m"]),
         f"{tmp_path / 'nope'}: no such directory",
     )
@@ -94,21 +88,21 @@ def test_missing_directory(run_cli, tmp_path: Path) -> None:
 
 def test_malformed_yaml(run_cli, c01_dir: Path) -> None:
     (c01_dir / "hpo.yaml").write_text("search_space: {a: [1,\n")
-    _one_error_line(
+    _usage_error(
         run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m"]), f"{c01_dir / 'hpo.yaml'}: malformed YAML"
     )
 
 
 def test_yaml_list_instead_of_mapping(run_cli, c01_dir: Path) -> None:
     (c01_dir / "data.yaml").write_text("- a\n- b\n")
-    _one_error_line(
+    _usage_error(
         run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m"]),
         f"{c01_dir / 'data.yaml'}: not a mapping (top level is a list)",
     )
 
 
 def test_unknown_option(run_cli, c01_dir: Path) -> None:
-    _one_error_line(
+    _usage_error(
         run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m", "--frobnicate"]), "No such option '--frobnicate'"
     )
 
@@ -122,12 +116,12 @@ def test_unknown_option(run_cli, c01_dir: Path) -> None:
     ],
 )
 def test_bad_hash_options(run_cli, c01_dir: Path, args: list[str], fragment: str) -> None:
-    _one_error_line(run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m", *args]), fragment)
+    _usage_error(run_cli(["hash", "--config-dir", str(c01_dir), "--model", "m", *args]), fragment)
 
 
 def test_missing_inputs(run_cli) -> None:
-    _one_error_line(run_cli(["hash", "--model", "m"]), "give --config-dir DIR, or all of --data, --hpo and --train")
-    _one_error_line(run_cli(["hash", "--config-dir", "x"]), "Missing option '--model'")
+    _usage_error(run_cli(["hash", "--model", "m"]), "give --config-dir DIR, or all of --data, --hpo and --train")
+    _usage_error(run_cli(["hash", "--config-dir", "x"]), "Missing option '--model'")
 
 
 def test_real_process_no_traceback_and_no_mlflow_import(tmp_path: Path, c01_dir: Path) -> None:

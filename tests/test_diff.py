@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 from tests.builders import EXPECTED, Builder
-from tests.conftest import write_case_dir
+from tests.conftest import assert_one_error_line, write_case_dir
 
 C01 = EXPECTED["c01_realistic.yaml"]
+
+
+def _usage_error(r, fragment: str) -> None:
+    assert_one_error_line(r, 2, fragment)
 
 
 def diff(run_cli, b: Builder, *args: str) -> tuple[int, dict]:
@@ -124,27 +128,20 @@ def test_table_output(run_cli, builder: Builder) -> None:
     assert r.code == 1 and "different studies" in r.out and "data.data_fingerprint_inputs.split_seed" in r.out
 
 
-def _one_line(r, fragment: str) -> None:
-    assert r.code == 2, (r.code, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hpohash: error: ") and fragment in lines[0], r.err
-    assert r.out == "" and "Traceback" not in r.err
-
-
 def test_bad_input(run_cli, builder: Builder, tmp_path: Path) -> None:
     exp, _ = builder.experiment()
     s = builder.study(exp)
-    _one_line(run_cli(["diff", "--tracking-uri", builder.uri, "f" * 32]), f"run '{'f' * 32}' not found")
-    _one_line(
+    _usage_error(run_cli(["diff", "--tracking-uri", builder.uri, "f" * 32]), f"run '{'f' * 32}' not found")
+    _usage_error(
         run_cli(["diff", "--tracking-uri", builder.uri, s.parent, "--config-dir", str(tmp_path / "x")]),
         "no such directory",
     )
     (tmp_path / "data.yaml").write_text("a: [\n")
-    _one_line(
+    _usage_error(
         run_cli(["diff", "--tracking-uri", builder.uri, s.parent, "--config-dir", str(tmp_path)]), "malformed YAML"
     )
-    _one_line(run_cli(["diff", "--tracking-uri", builder.uri, s.parent]), "is a parent: give a second run")
-    _one_line(
+    _usage_error(run_cli(["diff", "--tracking-uri", builder.uri, s.parent]), "is a parent: give a second run")
+    _usage_error(
         run_cli(["diff", "--tracking-uri", builder.uri, s.folds[0] if s.folds else s.parent, s.parent, "x"]),
         "unexpected extra argument",
     )

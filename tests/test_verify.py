@@ -10,6 +10,7 @@ import yaml
 from hpohash import hashing as h
 from hpohash.hashing import trial_key_hash
 from tests.builders import EXPECTED, Builder, load_case
+from tests.conftest import assert_one_error_line
 
 C01 = EXPECTED["c01_realistic.yaml"]
 
@@ -286,21 +287,13 @@ def test_tags_config_renamed_keys(run_cli, builder: Builder, tmp_path) -> None:
 # ----------------------------------------------------------------------------- bad input
 
 
-def _one_line(r, code: int, fragment: str) -> None:
-    assert r.code == code, (r.code, r.err)
-    lines = r.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("hpohash: error: "), r.err
-    assert fragment in lines[0], lines[0]
-    assert "Traceback" not in r.err and r.out == ""
-
-
 def test_unknown_experiment(run_cli, sqlite_uri: str) -> None:
-    _one_line(
+    assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "-e", "no-such-exp"]),
         2,
         f"experiment 'no-such-exp' not found at {sqlite_uri}",
     )
-    _one_line(
+    assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "--experiment-id", "987654"]),
         2,
         "experiment id '987654' not found",
@@ -308,25 +301,25 @@ def test_unknown_experiment(run_cli, sqlite_uri: str) -> None:
 
 
 def test_unknown_parent_run(run_cli, sqlite_uri: str) -> None:
-    _one_line(
+    assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "--parent-run-id", "f" * 32]), 2, f"run '{'f' * 32}' not found"
     )
 
 
 def test_no_experiment_given(run_cli, sqlite_uri: str) -> None:
-    _one_line(run_cli(["verify", "--tracking-uri", sqlite_uri]), 2, "give --experiment-name/-e NAME")
+    assert_one_error_line(run_cli(["verify", "--tracking-uri", sqlite_uri]), 2, "give --experiment-name/-e NAME")
 
 
 def test_missing_sqlite_file_is_not_created(run_cli, tmp_path) -> None:
     uri = f"sqlite:///{tmp_path / 'typo.db'}"
-    _one_line(run_cli(["verify", "--tracking-uri", uri, "-e", "x"]), 2, "no such SQLite file")
+    assert_one_error_line(run_cli(["verify", "--tracking-uri", uri, "-e", "x"]), 2, "no such SQLite file")
     assert not (tmp_path / "typo.db").exists()
 
 
 def test_bad_tags_config(run_cli, sqlite_uri: str, tmp_path) -> None:
     f = tmp_path / "tags.yaml"
     f.write_text("grouping: 3\n")
-    _one_line(
+    assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "-e", "x", "--tags-config", str(f)]),
         2,
         f"--tags-config {f}: section 'grouping' must map names to tag keys",
@@ -336,13 +329,13 @@ def test_bad_tags_config(run_cli, sqlite_uri: str, tmp_path) -> None:
 def test_bad_config_dir(run_cli, sqlite_uri: str, builder: Builder, tmp_path) -> None:
     exp, name = builder.experiment()
     (tmp_path / "hpo.yaml").write_text("- 1\n")
-    _one_line(
+    assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "-e", name, "--config-dir", str(tmp_path)]), 2, "not a mapping"
     )
 
 
 def test_check_all_with_parent_is_usage_error(run_cli, sqlite_uri: str) -> None:
-    _one_line(
+    assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "--check-all", "--parent-run-id", "x"]),
         2,
         "--check-all and --parent-run-id exclude each other",
