@@ -46,19 +46,8 @@ def main() -> None:
             uri = server.uri
         try:
             scan_cmd = [sys.executable, "-c", SCAN_SCRIPT, uri, "bench"]
-            verify_cmd = [
-                sys.executable,
-                "-m",
-                "hpohash",
-                "verify",
-                "--tracking-uri",
-                uri,
-                "-e",
-                "bench",
-                "--format",
-                "json",
-                "--quiet",
-            ]
+            verify_args = ["verify", "--tracking-uri", uri, "-e", "bench", "--format", "json"]
+            verify_cmd = [sys.executable, "-m", "hpohash", *verify_args, "--quiet"]
             timed(scan_cmd)  # warm the OS file cache once for both
             scans, verifies = [], []
             for _ in range(args.repeat):  # interleaved, so load on the machine hits both alike
@@ -69,25 +58,8 @@ def main() -> None:
             scanned, out = scans[-1][2], verifies[-1][2]
             rss = max(r for _, r, _ in verifies)
             summary = json.loads(out)["summary"]
-            calls = json.loads(
-                timed(
-                    [
-                        sys.executable,
-                        "-c",
-                        COUNT_SCRIPT,
-                        "verify",
-                        "--tracking-uri",
-                        uri,
-                        "-e",
-                        "bench",
-                        "--format",
-                        "json",
-                    ],
-                    cwd=work,
-                )[2]
-                .strip()
-                .splitlines()[-1]
-            )
+            counted = timed([sys.executable, "-c", COUNT_SCRIPT, *verify_args], cwd=work)[2]
+            calls = json.loads(counted.strip().splitlines()[-1])
         finally:
             if server:
                 server.stop()

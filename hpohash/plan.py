@@ -135,6 +135,11 @@ def _study_cause(study: Study, value: str | None) -> str | None:
     return study.hashes.recognise_study_hash(value)
 
 
+def _study_conflict(study: Study, message: str) -> Conflict:
+    """A conflict about the whole study, reported on its parent."""
+    return Conflict(study.parent.run_id, PARENT, None, study.stored_hash, message)
+
+
 def _plan_study(
     scope: Scope,
     study: Study,
@@ -150,13 +155,7 @@ def _plan_study(
     if not v2:
         why = "; ".join(p.where + ": " + p.reason for p in study.config_problems) or study.config_missing
         conflicts.append(
-            Conflict(
-                parent.run_id,
-                PARENT,
-                None,
-                study.stored_hash,
-                f"study has no v2 hash (parent not tagged 2.0 and configs unusable: {why})",
-            )
+            _study_conflict(study, f"study has no v2 hash (parent not tagged 2.0 and configs unusable: {why})")
         )
         return
     schema = choose_schema(study, reg, requested_schema)
@@ -193,12 +192,8 @@ def _plan_study(
     # Rules 2 and 3: trials, then refits (only once the parent carries the v2 hash).
     if not study.parent_is_v2 and study.stored_hash != v2 and not pp.changes:
         conflicts.append(
-            Conflict(
-                parent.run_id,
-                PARENT,
-                None,
-                study.stored_hash,
-                "parent keeps its hash of unknown provenance, so its trials and refits are left alone too",
+            _study_conflict(
+                study, "parent keeps its hash of unknown provenance, so its trials and refits are left alone too"
             )
         )
         return
