@@ -102,7 +102,7 @@ def _findings_table(out: Console, findings: list[dict[str, Any]]) -> None:
     t.add_column("run")
     t.add_column("stage")
     t.add_column("message", overflow="fold")
-    t.add_column("fixable by backfill")
+    t.add_column("fixable")
     for f in findings:
         sev = "[red]error[/]" if f["severity"] == "error" else "[yellow]warning[/]"
         t.add_row(f["code"], sev, f["run_id"], f["stage"], f["message"], "yes" if f["fixable"] else "no")
