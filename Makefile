@@ -23,7 +23,8 @@ install: $(VENV)/.installed
 # then what backfill would change.
 demo: $(VENV)/.installed
 	$(BIN)/hpohash demo
-	-$(BIN)/hpohash verify -e hpohash-demo
+	@# verify exits 1 on the demo's broken runs (intended); any other failure stops make
+	@$(BIN)/hpohash verify -e hpohash-demo || { rc=$$?; [ $$rc -eq 1 ] && echo "verify exited 1: errors found, as the demo intends"; }
 	$(BIN)/hpohash backfill -e hpohash-demo --dry-run
 
 lint: $(VENV)/.installed-test
