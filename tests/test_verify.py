@@ -379,3 +379,29 @@ def test_verbose_shows_traceback(flag: str, sqlite_uri: str) -> None:
         timeout=120,
     )
     assert p.returncode != 0 and "Traceback" in p.stderr and "UsageError" in p.stderr
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "markdown"])
+def test_closed_pipe_keeps_the_exit_code(builder: Builder, fmt: str) -> None:
+    """`hpohash verify | head`: the reader leaves early; the gate still says 0 (warnings only)."""
+    import subprocess
+    import sys
+
+    exp, name = builder.experiment()
+    hps = tuple(
+        {"learning_rate": 1e-5 + i * 1e-7, "batch_size": 8, "dropout": 0.1, "weight_decay": 0.01} for i in range(150)
+    )
+    s = builder.study(exp, hps=hps, scores=tuple(0.5 + i / 1000 for i in range(150)))
+    for rid in s.trials:  # 150 HH160 warnings: far more output than a pipe buffer holds, and exit 0
+        builder.set(rid, code__output_dir=f"outputs/hpo/study-{'0' * 8}/{rid}")
+    p = subprocess.Popen(
+        [sys.executable, "-m", "hpohash", "verify", "--tracking-uri", builder.uri, "-e", name, "--format", fmt],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.read(100)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "Error" not in err

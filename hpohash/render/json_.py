@@ -6,12 +6,13 @@ import json
 import sys
 from typing import Any
 
+from hpohash.render import write_stdout
+
 
 def emit(obj: Any) -> None:
     """Indented for a person at a terminal; one line otherwise (C encoder: 10,000 runs' findings fast)."""
     indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
+    write_stdout(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:

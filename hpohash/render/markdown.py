@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from hpohash.render import write_stdout
 
 
 def _cell(value: Any) -> str:
@@ -20,8 +21,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def emit(text: str) -> None:
-    sys.stdout.write(text.rstrip("\n") + "\n")
-    sys.stdout.flush()
+    write_stdout(text.rstrip("\n") + "\n")
 
 
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:

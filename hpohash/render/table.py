@@ -9,12 +9,21 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from hpohash.render import silence_stdout
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich exits 1 here; hpohash drops the rest of the output and keeps its own exit code."""
+        self.quiet = True
+        silence_stdout()
+
 
 def console(stderr: bool = False) -> Console:
     """A console that keeps 64-character hashes on one line even when output is piped."""
-    c = Console(highlight=False, stderr=stderr)
+    c = _Console(highlight=False, stderr=stderr)
     if not c.is_terminal:
-        c = Console(highlight=False, stderr=stderr, width=max(c.width, 160))
+        c = _Console(highlight=False, stderr=stderr, width=max(c.width, 160))
     return c
 
 
