@@ -140,8 +140,6 @@ class Scope:
     studies: list[Study]
     orphans: list[Orphan]
     index: dict[str, RunRecord]
-    roles: dict[str, str]
-    study_of: dict[str, str]
 
 
 # ------------------------------------------------------------------------------ classification
@@ -284,6 +282,9 @@ def load_scope(
 
     active = {rid: r for rid, r in all_runs.items() if include_deleted or not r.deleted}
     roles, study_of = classify(active, registry)
+    if parent_run_id and roles.get(parent_run_id) != PARENT:
+        role = roles.get(parent_run_id) or "not an HPO run"
+        raise UsageError(f"--parent-run-id {parent_run_id}: not the parent run of a study (it is: {role})")
     studies: dict[str, Study] = {}
     for rid, r in roles.items():
         if r == PARENT and (parent_run_id is None or rid == parent_run_id):
@@ -331,8 +332,6 @@ def load_scope(
         studies=ordered,
         orphans=orphans,
         index=all_runs,
-        roles=roles,
-        study_of={k: v for k, v in study_of.items() if v},
     )
 
 

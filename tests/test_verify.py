@@ -306,6 +306,16 @@ def test_unknown_parent_run(run_cli, sqlite_uri: str) -> None:
     )
 
 
+def test_parent_run_id_that_is_a_trial(run_cli, builder: Builder) -> None:
+    exp, _ = builder.experiment()
+    s = builder.study(exp)
+    assert_one_error_line(
+        run_cli(["verify", "--tracking-uri", builder.uri, "--parent-run-id", s.trials[0]]),
+        2,
+        f"--parent-run-id {s.trials[0]}: not the parent run of a study (it is: trial)",
+    )
+
+
 def test_no_experiment_given(run_cli, sqlite_uri: str) -> None:
     assert_one_error_line(run_cli(["verify", "--tracking-uri", sqlite_uri]), 2, "give --experiment-name/-e NAME")
 
