@@ -5,9 +5,11 @@ Heavy imports (mlflow, rich) happen inside commands so ``--help`` and ``hash`` s
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +42,55 @@ def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+@dataclass(frozen=True)
+class StoreArgs:
+    """Where to read and what: the options every command that scans experiments shares."""
+
+    tracking_uri: str | None
+    experiment_names: tuple[str, ...]
+    experiment_ids: tuple[str, ...]
+    tags_config: str | None
+    config_dir: str | None
+    parent_run_id: str | None
+    model: str | None
+
+
 def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
+    """Add the shared store options and hand them to the command as one ``store: StoreArgs``."""
+
+    @functools.wraps(f)
+    def bundled(
+        *args: Any,
+        tracking_uri: str | None,
+        experiment_names: tuple[str, ...],
+        experiment_ids: tuple[str, ...],
+        tags_config: str | None,
+        config_dir: str | None,
+        parent_run_id: str | None,
+        model: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        store = StoreArgs(tracking_uri, experiment_names, experiment_ids, tags_config, config_dir, parent_run_id, model)
+        return f(*args, store=store, **kwargs)
+
+    g: Callable[..., Any] = bundled
+    g = click.option("--model", help="Model for studies whose runs name none (last resort).")(g)
+    g = click.option("--parent-run-id", help="One study only: its parent run id.")(g)
+    g = click.option(
         "--config-dir",
         type=click.Path(file_okay=False, path_type=str),
         help="Configs (data/hpo/train[/benchmark].yaml) for runs that logged none.",
-    )(f)
-    f = click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")(f)
-    f = click.option("--experiment-id", "experiment_ids", multiple=True, help="Experiment id (repeatable).")(f)
-    f = click.option(
+    )(g)
+    g = click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")(g)
+    g = click.option("--experiment-id", "experiment_ids", multiple=True, help="Experiment id (repeatable).")(g)
+    g = click.option(
         "--experiment-name", "-e", "experiment_names", multiple=True, help="Experiment name (repeatable)."
-    )(f)
-    f = click.option(
+    )(g)
+    g = click.option(
         "--tracking-uri",
-        envvar=None,
         help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's local sqlite:///mlflow.db).",
-    )(f)
-    return output_options(f)
+    )(g)
+    return output_options(g)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -166,35 +200,24 @@ def _registry(tags_config: str | None) -> Any:
     return load_tags_config(tags_config) if tags_config else TagRegistry()
 
 
-def _load_scope(
-    *,
-    tracking_uri: str | None,
-    experiment_names: tuple[str, ...],
-    experiment_ids: tuple[str, ...],
-    tags_config: str | None,
-    config_dir: str | None,
-    parent_run_id: str | None = None,
-    include_deleted: bool = False,
-    model: str | None = None,
-    show_progress: bool = False,
-) -> Any:
+def _load_scope(store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False) -> Any:
     """Open the store and read the scope the same way for every command."""
-    registry = _registry(tags_config)  # a bad tags file fails before any connection is made
+    registry = _registry(store.tags_config)  # a bad tags file fails before any connection is made
     from hpohash.render.progress import progress_reporter
     from hpohash.study import load_scope
     from hpohash.tracking import Tracking
 
-    tracking = Tracking(tracking_uri)
+    tracking = Tracking(store.tracking_uri)
     with progress_reporter(show_progress) as progress:
         scope = load_scope(
             tracking,
             registry,
-            experiment_names=experiment_names,
-            experiment_ids=experiment_ids,
-            parent_run_id=parent_run_id,
+            experiment_names=store.experiment_names,
+            experiment_ids=store.experiment_ids,
+            parent_run_id=store.parent_run_id,
             include_deleted=include_deleted,
-            config_dir=config_dir,
-            model_override=model,
+            config_dir=store.config_dir,
+            model_override=store.model,
             progress=progress,
         )
     return tracking, scope
@@ -208,23 +231,15 @@ def _interactive(fmt: str, quiet: bool) -> bool:
 
 
 @cli.command("verify")
-@click.option("--parent-run-id", help="Check one study only (its parent run id).")
 @click.option("--check-all", is_flag=True, help="Check every study of the experiments (the default).")
 @click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-@click.option("--model", help="Model name for studies whose runs name none (last resort).")
 @store_options
 def verify_cmd(
-    parent_run_id: str | None,
     check_all: bool,
     include_deleted: bool,
     strict: bool,
-    model: str | None,
-    tracking_uri: str | None,
-    experiment_names: tuple[str, ...],
-    experiment_ids: tuple[str, ...],
-    tags_config: str | None,
-    config_dir: str | None,
+    store: StoreArgs,
     fmt: str,
     quiet: bool,
     verbose: bool,
@@ -243,19 +258,9 @@ def verify_cmd(
     from hpohash.audit import audit, verify_report
     from hpohash.plan import build_plan
 
-    if check_all and parent_run_id:
+    if check_all and store.parent_run_id:
         raise UsageError("--check-all and --parent-run-id exclude each other")
-    _, scope = _load_scope(
-        tracking_uri=tracking_uri,
-        experiment_names=experiment_names,
-        experiment_ids=experiment_ids,
-        tags_config=tags_config,
-        config_dir=config_dir,
-        parent_run_id=parent_run_id,
-        include_deleted=include_deleted,
-        model=model,
-        show_progress=_interactive(fmt, quiet),
-    )
+    _, scope = _load_scope(store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet))
     with gc_paused():
         findings = audit(scope, build_plan(scope))
         report = verify_report(scope, findings)
@@ -286,7 +291,6 @@ def _check_journal_path(path: str | None) -> None:
 
 
 @cli.command("backfill")
-@click.option("--parent-run-id", help="Backfill one study only (its parent run id).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; never write.")
 @click.option("--yes", "-y", is_flag=True, help="Apply without asking.")
 @click.option("--exit-code", is_flag=True, help="With --dry-run: exit 1 when anything is left to backfill.")
@@ -300,10 +304,8 @@ def _check_journal_path(path: str | None) -> None:
 )
 @click.option("--workers", type=click.IntRange(1, 64), help="Concurrent writes (default 8 over http(s), 1 locally).")
 @click.option("--journal", "journal_path", help="Journal file (default .hpohash/journal-<UTC time>.jsonl).")
-@click.option("--model", help="Model name for studies whose runs name none (last resort).")
 @store_options
 def backfill_cmd(
-    parent_run_id: str | None,
     dry_run: bool,
     yes: bool,
     exit_code: bool,
@@ -311,12 +313,7 @@ def backfill_cmd(
     trial_key_schema: str,
     workers: int | None,
     journal_path: str | None,
-    model: str | None,
-    tracking_uri: str | None,
-    experiment_names: tuple[str, ...],
-    experiment_ids: tuple[str, ...],
-    tags_config: str | None,
-    config_dir: str | None,
+    store: StoreArgs,
     fmt: str,
     quiet: bool,
     verbose: bool,
@@ -344,16 +341,7 @@ def backfill_cmd(
     if dry_run and yes:
         raise UsageError("--dry-run and --yes exclude each other")
     _check_journal_path(journal_path)
-    tracking, scope = _load_scope(
-        tracking_uri=tracking_uri,
-        experiment_names=experiment_names,
-        experiment_ids=experiment_ids,
-        tags_config=tags_config,
-        config_dir=config_dir,
-        parent_run_id=parent_run_id,
-        model=model,
-        show_progress=_interactive(fmt, quiet),
-    )
+    tracking, scope = _load_scope(store, show_progress=_interactive(fmt, quiet))
     with gc_paused():
         plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
     renderer = _renderer(fmt)
