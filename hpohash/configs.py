@@ -97,23 +97,26 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return parse_config(str(path), raw)
 
 
-def load_config_dir(directory: str | Path) -> ConfigSet:
-    """Load ``data``, ``hpo``, ``train`` (and ``benchmark`` if present) from a directory."""
+def read_config_dir(directory: str | Path) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every config present in a directory: name → (path, parsed). Missing names are simply absent."""
     d = Path(directory)
     if not d.is_dir():
         raise ConfigMissing(str(d), "not a directory" if d.exists() else "no such directory")
-    found: dict[str, dict[str, Any] | None] = {}
-    sources: dict[str, str] = {}
+    found: dict[str, tuple[str, dict[str, Any]]] = {}
     for name in NAMES:
         path = find_in_dir(d, name)
-        if path is None:
-            if name in REQUIRED:
-                raise ConfigMissing(str(d), f"no {name}.yaml, {name}.yml or {name}.json")
-            found[name] = None
-            continue
-        found[name] = read_config_file(path)
-        sources[name] = str(path)
-    return _config_set(found, sources)
+        if path is not None:
+            found[name] = (str(path), read_config_file(path))
+    return found
+
+
+def load_config_dir(directory: str | Path) -> ConfigSet:
+    """Load ``data``, ``hpo``, ``train`` (and ``benchmark`` if present) from a directory."""
+    found = read_config_dir(directory)
+    for name in REQUIRED:
+        if name not in found:
+            raise ConfigMissing(str(directory), f"no {name}.yaml, {name}.yml or {name}.json")
+    return _config_set({n: v for n, (_, v) in found.items()}, {n: path for n, (path, _) in found.items()})
 
 
 def load_config_files(
@@ -137,9 +140,9 @@ def load_config_files(
 
 def _config_set(found: dict[str, dict[str, Any] | None], sources: dict[str, str]) -> ConfigSet:
     return ConfigSet(
-        data=found["data"] or {},
-        hpo=found["hpo"] or {},
-        train=found["train"] or {},
+        data=found.get("data") or {},
+        hpo=found.get("hpo") or {},
+        train=found.get("train") or {},
         benchmark=found.get("benchmark"),
         sources=sources,
     )

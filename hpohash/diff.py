@@ -64,10 +64,11 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
     recomputed_trial = None
     trial_cause = None
     if is_member and v2 is not None:
-        schema = h.recognise_trial_hash_on(stored_trial, v2, hp or {}) or _generation(stored_trial, study, hp) or "2.0"
-        recomputed_trial = h.trial_key_hash(v2, hp or {}, schema=schema)
-        if stored_trial and not h.recognise_trial_hash_on(stored_trial, v2, hp or {}):
-            trial_cause = study.hashes.recognise_trial_hash(stored_trial, hp or {})[0]  # type: ignore[union-attr,index]
+        # one recognition gives both why the stored hash is what it is and the generation it was
+        # made in, so the recomputation is comparable with it (v2 is tried first)
+        cause, schema = study.recognise_trial(stored_trial, study.hp_key(run)) or (None, None)
+        recomputed_trial = h.trial_key_hash(v2, study.hp_key(run), schema=schema or "2.0")
+        trial_cause = None if cause == h.CAUSE_V2 else cause
     study_cause = None
     if stored_study and study.hashes is not None and stored_study != v2:
         study_cause = study.hashes.recognise_study_hash(stored_study)
@@ -89,13 +90,6 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
         model=study.model,
         note=note,
     )
-
-
-def _generation(stored: str | None, study: Any, hp: Mapping[str, Any] | None) -> str | None:
-    """The trial-key generation a legacy stored hash was made in, so the recomputation matches it."""
-    if not stored or study.hashes is None:
-        return None
-    return study.hashes.recognise_trial_hash(stored, hp or {})[1]
 
 
 def side_from_configs(configs: ConfigSet, model: str, label: str, other: Side, other_hp: Any) -> Side:

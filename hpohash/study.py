@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hpohash import configs as cfg
@@ -365,19 +364,10 @@ def _load_disk_configs(config_dir: str | None) -> dict[str, tuple[str, dict[str,
     """``--config-dir`` files, read once for every study; a bad file there is a usage error."""
     if not config_dir:
         return {}
-    d = Path(config_dir)
-    if not d.is_dir():
-        raise UsageError(f"--config-dir {d}: {'not a directory' if d.exists() else 'no such directory'}")
-    out: dict[str, tuple[str, dict[str, Any]]] = {}
-    for name in cfg.NAMES:
-        path = cfg.find_in_dir(d, name)
-        if path is None:
-            continue
-        try:
-            out[name] = (str(path), cfg.read_config_file(path))
-        except cfg.ConfigError as exc:
-            raise UsageError(f"--config-dir: {exc}") from exc
-    return out
+    try:
+        return cfg.read_config_dir(config_dir)
+    except cfg.ConfigError as exc:
+        raise UsageError(f"--config-dir: {exc}") from exc
 
 
 RawConfigs = list[tuple[str, dict[str, tuple[str, bytes] | cfg.ConfigError]]]

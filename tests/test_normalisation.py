@@ -63,3 +63,9 @@ def test_types_kept() -> None:
 def test_normalisation_is_idempotent(hp: dict) -> None:
     once = h.normalise_hyperparameters(hp)
     assert h.normalise_hyperparameters(once) == once
+
+
+@given(hps, st.sampled_from(["1.0", "2.0"]), st.text(max_size=70))
+def test_spliced_trial_hash_equals_hash_of_the_whole_payload(hp: dict, schema: str, study: str) -> None:
+    """trial_key_hash splices pre-computed canonical hyperparameters; it must equal H(canon(trial_key))."""
+    assert h.trial_key_hash(study, hp, schema=schema) == h.hash_payload(h.trial_key(study, hp, schema=schema))

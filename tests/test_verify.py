@@ -342,6 +342,12 @@ def test_bad_config_dir(run_cli, sqlite_uri: str, builder: Builder, tmp_path) ->
     assert_one_error_line(
         run_cli(["verify", "--tracking-uri", sqlite_uri, "-e", name, "--config-dir", str(tmp_path)]), 2, "not a mapping"
     )
+    missing = tmp_path / "nope"
+    assert_one_error_line(
+        run_cli(["verify", "--tracking-uri", sqlite_uri, "-e", name, "--config-dir", str(missing)]),
+        2,
+        f"--config-dir: {missing}: no such directory",
+    )
 
 
 def test_check_all_with_parent_is_usage_error(run_cli, sqlite_uri: str) -> None:
