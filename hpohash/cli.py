@@ -50,9 +50,40 @@ class StoreArgs:
     experiment_names: tuple[str, ...]
     experiment_ids: tuple[str, ...]
     tags_config: str | None
-    config_dir: str | None
+    config_dirs: tuple[str, ...]
+    config_history: bool
+    config_rev: str | None
     parent_run_id: str | None
     model: str | None
+
+
+def config_source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config-dir`` (repeatable) and how far back its git history is searched."""
+    f = click.option(
+        "--config-rev",
+        metavar="REV",
+        help="Use the config tree of this git revision only (no work tree, no other history).",
+    )(f)
+    f = click.option(
+        "--config-history/--no-config-history",
+        default=True,
+        show_default=True,
+        help="Also search the git history of --config-dir, newest first, for configs that reproduce a study.",
+    )(f)
+    f = click.option(
+        "--config-dir",
+        "config_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=str),
+        help="Configs for runs that logged none: the pipeline's config tree (experiment/, data/, hpo/, "
+        "train.yaml) or a flat data/hpo/train[/benchmark].yaml folder (repeatable).",
+    )(f)
+    return f
+
+
+def _warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(f"hpohash: warning: {line}", err=True)
 
 
 def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,22 +96,30 @@ def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
         experiment_names: tuple[str, ...],
         experiment_ids: tuple[str, ...],
         tags_config: str | None,
-        config_dir: str | None,
+        config_dirs: tuple[str, ...],
+        config_history: bool,
+        config_rev: str | None,
         parent_run_id: str | None,
         model: str | None,
         **kwargs: Any,
     ) -> Any:
-        store = StoreArgs(tracking_uri, experiment_names, experiment_ids, tags_config, config_dir, parent_run_id, model)
+        store = StoreArgs(
+            tracking_uri,
+            experiment_names,
+            experiment_ids,
+            tags_config,
+            config_dirs,
+            config_history,
+            config_rev,
+            parent_run_id,
+            model,
+        )
         return f(*args, store=store, **kwargs)
 
     g: Callable[..., Any] = bundled
     g = click.option("--model", help="Model for studies whose runs name none (last resort).")(g)
     g = click.option("--parent-run-id", help="One study only: its parent run id.")(g)
-    g = click.option(
-        "--config-dir",
-        type=click.Path(file_okay=False, path_type=str),
-        help="Configs (data/hpo/train[/benchmark].yaml) for runs that logged none.",
-    )(g)
+    g = config_source_options(g)
     g = click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")(g)
     g = click.option("--experiment-id", "experiment_ids", multiple=True, help="Experiment id (repeatable).")(g)
     g = click.option(
@@ -123,7 +162,12 @@ def _parse_hyperparameters(values: Sequence[str]) -> list[dict[str, Any]]:
 
 
 @cli.command("hash")
-@click.option("--config-dir", type=str, help="Directory with data/hpo/train[/benchmark] .yaml|.yml|.json.")
+@click.option(
+    "--config-dir",
+    type=str,
+    help="data/hpo/train[/benchmark] .yaml|.yml|.json, or the pipeline's config tree (its experiment file's choice).",
+)
+@click.option("--stage", help="With a config tree: use this stage's hpo_config override of the experiment file.")
 @click.option("--data", "data_file", type=str, help="Data config file (instead of --config-dir).")
 @click.option("--hpo", "hpo_file", type=str, help="HPO config file.")
 @click.option("--train", "train_file", type=str, help="Train config file.")
@@ -141,6 +185,7 @@ def _parse_hyperparameters(values: Sequence[str]) -> list[dict[str, Any]]:
 @output_options
 def hash_cmd(
     config_dir: str | None,
+    stage: str | None,
     data_file: str | None,
     hpo_file: str | None,
     train_file: str | None,
@@ -167,9 +212,11 @@ def hash_cmd(
     files = (data_file, hpo_file, train_file)
     if config_dir and any(files + (benchmark_file,)):
         raise UsageError("give either --config-dir or --data/--hpo/--train, not both")
+    if stage and not config_dir:
+        raise UsageError("--stage goes with --config-dir")
     try:
         if config_dir:
-            cs = cfg.load_config_dir(config_dir)
+            cs = _tree_choice(config_dir, stage)
         elif all(files):
             cs = cfg.load_config_files(data_file, hpo_file, train_file, benchmark_file)  # type: ignore[arg-type]
         else:
@@ -189,6 +236,16 @@ def hash_cmd(
     )
     _renderer(fmt).render_hash(report, show_key=show_key)
     return 0
+
+
+def _tree_choice(config_dir: str, stage: str | None) -> Any:
+    """The configs ``hash`` uses from a directory: a flat folder's files or the experiment file's choice."""
+    from hpohash import sources as src
+
+    try:
+        return src.ConfigSources([config_dir], history=False).default_choice(stage)
+    except src.SourceError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -216,10 +273,13 @@ def _load_scope(store: StoreArgs, *, include_deleted: bool = False, show_progres
             experiment_ids=store.experiment_ids,
             parent_run_id=store.parent_run_id,
             include_deleted=include_deleted,
-            config_dir=store.config_dir,
+            config_dirs=store.config_dirs,
+            config_history=store.config_history,
+            config_rev=store.config_rev,
             model_override=store.model,
             progress=progress,
         )
+    _warn(scope.warnings)
     return tracking, scope
 
 
@@ -333,7 +393,8 @@ def backfill_cmd(
       hpohash backfill -e sweeps --dry-run --exit-code     # CI: is anything left to backfill?
     """
     from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
-    from hpohash.plan import build_plan
+    from hpohash.audit import ERROR, audit, remaining_conflicts
+    from hpohash.plan import Plan, build_plan
     from hpohash.render.progress import progress_reporter
 
     if exit_code and not dry_run:
@@ -344,6 +405,11 @@ def backfill_cmd(
     tracking, scope = _load_scope(store, show_progress=_interactive(fmt, quiet))
     with gc_paused():
         plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
+        findings = audit(scope, plan)
+        # errors no planned change fixes are reported as conflicts: what is left is said, and the
+        # exit code agrees with verify's
+        plan = Plan(plan.changes, plan.conflicts + remaining_conflicts(findings, plan))
+    fixes_errors = any(f.severity == ERROR and f.fixable for f in findings)
     renderer = _renderer(fmt)
     writes = changes_to_writes(plan.changes)
     result = None
@@ -367,8 +433,8 @@ def backfill_cmd(
         return 3
     if plan.conflicts or (result is not None and result.failures):
         return 1
-    if dry_run and exit_code and plan.changes:
-        return 1
+    if dry_run and exit_code and fixes_errors:
+        return 1  # errors left to backfill (a change that only fixes a warning does not fail the gate)
     return 0
 
 
@@ -450,7 +516,13 @@ def undo_cmd(
 @click.argument("run_a")
 @click.argument("run_b", required=False)
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")
-@click.option("--config-dir", help="With one run: compare it with these configs on disk.")
+@config_source_options
+@click.option(
+    "--against-config-dir",
+    is_flag=True,
+    help="With one trial or refit: compare it with the --config-dir configs instead of its parent.",
+)
+@click.option("--stage", help="With a config tree: the experiment file's stage whose hpo_config the disk side uses.")
 @click.option("--model", help="Model for the --config-dir side (default: the run's model).")
 @click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")
 @output_options
@@ -458,7 +530,11 @@ def diff_cmd(
     run_a: str,
     run_b: str | None,
     tracking_uri: str | None,
-    config_dir: str | None,
+    config_dirs: tuple[str, ...],
+    config_history: bool,
+    config_rev: str | None,
+    against_config_dir: bool,
+    stage: str | None,
     model: str | None,
     tags_config: str | None,
     fmt: str,
@@ -469,45 +545,53 @@ def diff_cmd(
 
     \b
     RUN_A RUN_B          two runs (parents, trials or refits)
-    RUN --config-dir D   a run against configs on disk ("would these configs reuse that study?")
     RUN                  a trial or refit against its parent
+    PARENT --config-dir D   a parent against the configs on disk ("would these configs reuse that study?")
+    \b
+    Runs that logged no configs get theirs from --config-dir (and its git history): the candidate that
+    reproduces their parent's stored hash.
     \b
     Exit codes: 0 same study (and same trial where both have one), 1 different, 2 error.
     \b
     Examples:
       hpohash diff 3f2a... 9b1c...
+      hpohash diff 9b1c... --config-dir config/               # a refit against its parent
       hpohash diff 3f2a... --config-dir configs/ --model distilbert-base-uncased
     """
-    from hpohash import configs as cfg
-    from hpohash.diff import diff_report, side_from_configs, side_from_run
-    from hpohash.study import PARENT, load_run_side
+    from hpohash import sources as src
+    from hpohash.diff import diff_report, parent_side_for, side_from_configs, side_from_run
+    from hpohash.study import PARENT, load_run_side, open_sources
     from hpohash.tracking import Tracking
 
     registry = _registry(tags_config)
-    disk = None
-    if config_dir and not run_b:
-        try:
-            disk = cfg.load_config_dir(config_dir)
-        except cfg.ConfigError as exc:
-            raise UsageError(f"--config-dir: {exc}") from exc
+    sources = open_sources(config_dirs, history=config_history, rev=config_rev)
+    if sources is not None:
+        _warn(sources.warnings)
+    if against_config_dir and (run_b or not config_dirs):
+        raise UsageError("--against-config-dir goes with one run and --config-dir")
     tracking = Tracking(tracking_uri)
-    side_a = load_run_side(tracking, registry, run_a, config_dir=None if disk else config_dir)
+    side_a = load_run_side(tracking, registry, run_a, sources=sources)
     a = side_from_run(side_a, registry, f"run {run_a}")
     if run_b:
-        b = side_from_run(load_run_side(tracking, registry, run_b, config_dir=config_dir), registry, f"run {run_b}")
-    elif disk is not None:
+        b = side_from_run(load_run_side(tracking, registry, run_b, sources=sources), registry, f"run {run_b}")
+    elif sources is not None and (side_a.role == PARENT or against_config_dir):
         chosen = model or side_a.study.model
         if not chosen:
             raise UsageError(f"no model for the --config-dir side: run {run_a} names none; pass --model")
+        try:
+            disk = sources.default_choice(stage)
+        except src.SourceError as exc:
+            raise UsageError(str(exc)) from exc
         hp = side_a.study.hp(side_a.run) if side_a.role != PARENT else None
-        b = side_from_configs(disk, chosen, f"config-dir {config_dir}", a, hp)
+        b = side_from_configs(disk, chosen, f"config-dir {', '.join(config_dirs)}", a, hp)
     else:
         if side_a.role == PARENT:
             raise UsageError(f"run '{run_a}' is a parent: give a second run or --config-dir DIR")
         parent_id = side_a.study.parent.run_id
         if parent_id == side_a.run.run_id:
             raise UsageError(f"run '{run_a}' names no parent run that exists")
-        b = side_from_run(load_run_side(tracking, registry, parent_id), registry, f"parent {parent_id}")
+        side_p = load_run_side(tracking, registry, parent_id, sources=sources)
+        b = parent_side_for(side_from_run(side_p, registry, f"parent {parent_id}"), side_p, side_a, a)
     report = diff_report(a, b)
     _renderer(fmt).render_diff(report)
     return 0 if report["same_study"] and report["same_trial"] is not False else 1

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpohash import configs as cfg
+from hpohash import sources as src
 from hpohash.errors import UsageError
 from hpohash.hashing import CanonicalHP, StudyHashes, canonical_hyperparameters, compute_study_hashes
 from hpohash.hyperparams import Recovered, recover_hyperparameters
@@ -58,6 +59,12 @@ class Study:
     config_source: str | None = None
     config_missing: str | None = None
     config_problems: list[ConfigProblem] = field(default_factory=list)
+    #: where the configs came from (artifacts, a work tree, a commit): verify's ``config_source``
+    config_origin: src.Origin | None = None
+    #: configs were found on disk but none reproduces the parent's stored hash (HH142)
+    config_unmatched: str | None = None
+    #: the 8 hex of the parent's ``study-<8 hex>`` folder: the early v1 prefix, the store's own evidence
+    folder: str | None = None
     model: str | None = None
     model_source: str | None = None
     hashes: StudyHashes | None = None
@@ -139,6 +146,8 @@ class Scope:
     studies: list[Study]
     orphans: list[Orphan]
     index: dict[str, RunRecord]
+    #: one-line warnings for the user (unreadable git history, say); never a reason to stop
+    warnings: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------ classification
@@ -251,12 +260,14 @@ def load_scope(
     experiment_ids: Sequence[str] = (),
     parent_run_id: str | None = None,
     include_deleted: bool = False,
-    config_dir: str | None = None,
+    config_dirs: Sequence[str] = (),
+    config_history: bool = True,
+    config_rev: str | None = None,
     model_override: str | None = None,
     progress: ProgressFn | None = None,
 ) -> Scope:
     """Read the given experiments once and build the study model."""
-    disk = _load_disk_configs(config_dir)
+    disk = open_sources(config_dirs, history=config_history, rev=config_rev)
     if parent_run_id:
         parent = tracking.get_run(parent_run_id)
         exps = tracking.resolve_experiments(experiment_names, experiment_ids)
@@ -313,12 +324,9 @@ def load_scope(
 
     fetched = tracking.map_concurrent(lambda s: _fetch_study_configs(tracking, s), ordered)
     for i, (s, raw) in enumerate(zip(ordered, fetched, strict=True)):
-        _resolve_configs(s, raw, disk)
+        s.folder = study_folder(s.parent, registry)
         _resolve_model(s, registry, model_override)
-        if s.configs is not None and s.model:
-            s.hashes = compute_study_hashes(
-                s.configs.data, s.configs.hpo, s.configs.train, s.model, benchmark=s.configs.benchmark
-            )
+        _resolve_configs(s, raw, disk, registry)
         space = s.search_space
         for run in (*s.trials, *s.refits):
             s.hyperparameters[run.run_id] = recover_hyperparameters(run.params, space)
@@ -331,6 +339,7 @@ def load_scope(
         studies=ordered,
         orphans=orphans,
         index=all_runs,
+        warnings=list(disk.warnings) if disk else [],
     )
 
 
@@ -360,14 +369,18 @@ def _scan_one_study(
     return runs
 
 
-def _load_disk_configs(config_dir: str | None) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``--config-dir`` files, read once for every study; a bad file there is a usage error."""
-    if not config_dir:
-        return {}
+def open_sources(
+    config_dirs: Sequence[str], *, history: bool = True, rev: str | None = None
+) -> src.ConfigSources | None:
+    """``--config-dir`` sources, read once for every study; a bad file in a work tree is a usage error."""
+    if not config_dirs:
+        if rev is not None:
+            raise UsageError("--config-rev needs --config-dir")
+        return None
     try:
-        return cfg.read_config_dir(config_dir)
-    except cfg.ConfigError as exc:
-        raise UsageError(f"--config-dir: {exc}") from exc
+        return src.ConfigSources(config_dirs, history=history, rev=rev)
+    except src.SourceError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 RawConfigs = list[tuple[str, dict[str, tuple[str, bytes] | cfg.ConfigError]]]
@@ -391,8 +404,9 @@ def fetch_configs_from(tracking: Tracking, runs: Sequence[RunRecord]) -> RawConf
     return got
 
 
-def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
-    chosen: dict[str, dict[str, Any] | None] = {}
+def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | None, reg: TagRegistry) -> None:
+    """Configs from the runs' artifacts; else the ``--config-dir`` candidate that reproduces the parent."""
+    chosen: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
     for name in cfg.NAMES:
         for run_id, files in raw:
@@ -401,7 +415,6 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str
                 continue
             if isinstance(item, cfg.ConfigError):
                 study.config_problems.append(ConfigProblem(run_id, item.where, item.reason))
-                chosen[name] = None
             else:
                 path, data = item
                 where = f"run {run_id} artifact {path}"
@@ -410,28 +423,68 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str
                     sources[name] = where
                 except cfg.ConfigError as exc:
                     study.config_problems.append(ConfigProblem(run_id, exc.where, exc.reason))
-                    chosen[name] = None
             break
-        else:
-            if name in disk:
-                sources[name], chosen[name] = disk[name]
     if study.config_problems:
         return
-    missing = [n for n in cfg.REQUIRED if chosen.get(n) is None]
-    if missing:
+    missing = [n for n in cfg.REQUIRED if n not in chosen]
+    if not missing:
+        _use_configs(study, _config_set(chosen, sources), src.Origin(sources))
+        return
+    if disk is None:
         study.config_missing = (
             f"no {', '.join(missing)} config in the artifacts of run {study.parent.run_id} "
-            "(or its refits/trials) and none in --config-dir"
+            "(or its refits/trials) and no --config-dir"
         )
         return
-    study.configs = cfg.ConfigSet(
-        data=chosen["data"] or {},
-        hpo=chosen["hpo"] or {},
-        train=chosen["train"] or {},
-        benchmark=chosen.get("benchmark"),
+    if not study.model:
+        study.config_missing = "no model to recompute with: no code.backbone tag, backbone param or code.model tag"
+        return
+    found = disk.discover(
+        src.Evidence(
+            stored=study.stored_hash,
+            schema_tag=study.schema_tag,
+            model=study.model,
+            data_fp=reg.read(study.parent.tags, "data_fingerprint"),
+            eval_fp=reg.read(study.parent.tags, "eval_fingerprint"),
+            started_ms=study.parent.start_time or None,
+        )
+    )
+    if found.candidate is None:
+        study.config_unmatched = found.explanation
+        return
+    cand = found.candidate
+    rev = cand.revision_for(study.parent.start_time or None)
+    files = cand.files()
+    origin = src.Origin(files, rev.commit, rev.date, rev.commit or "work tree")
+    if chosen:  # some configs were logged as artifacts: they win over the disk's
+        merged = {**cand.config_set().__dict__, **{k: v for k, v in chosen.items()}}
+        configs = _config_set({n: merged[n] for n in cfg.NAMES if merged.get(n) is not None}, {**files, **sources})
+        _use_configs(study, configs, src.Origin({**files, **sources}, rev.commit, rev.date, origin.revision))
+        return
+    study.configs = cand.config_set()
+    study.hashes = found.hashes
+    study.config_origin = origin
+    study.config_source = origin.describe()
+
+
+def _config_set(found: Mapping[str, dict[str, Any]], sources: dict[str, str]) -> cfg.ConfigSet:
+    return cfg.ConfigSet(
+        data=found.get("data") or {},
+        hpo=found.get("hpo") or {},
+        train=found.get("train") or {},
+        benchmark=found.get("benchmark"),
         sources=sources,
     )
-    study.config_source = sources.get("hpo")
+
+
+def _use_configs(study: Study, configs: cfg.ConfigSet, origin: src.Origin) -> None:
+    study.configs = configs
+    study.config_origin = origin
+    study.config_source = configs.sources.get("hpo")
+    if study.model:
+        study.hashes = compute_study_hashes(
+            configs.data, configs.hpo, configs.train, study.model, benchmark=configs.benchmark
+        )
 
 
 def _resolve_model(study: Study, reg: TagRegistry, override: str | None) -> None:
@@ -448,6 +501,15 @@ def _resolve_model(study: Study, reg: TagRegistry, override: str | None) -> None
         if value and value.strip():
             study.model, study.model_source = value, source
             return
+
+
+def study_folder(parent: RunRecord, reg: TagRegistry) -> str | None:
+    """The parent's ``study-<8 hex>`` folder: ``code.output_dir``, the ``checkpoint_path`` param, the run name."""
+    for value in (reg.read(parent.tags, "output_dir"), parent.params.get("checkpoint_path"), parent.name):
+        folder = output_dir_folder(value)
+        if folder:
+            return folder
+    return None
 
 
 def output_dir_folder(value: str | None) -> str | None:
@@ -472,7 +534,7 @@ def load_run_side(
     registry: TagRegistry,
     run_id: str,
     *,
-    config_dir: str | None = None,
+    sources: src.ConfigSources | None = None,
     model_override: str | None = None,
 ) -> RunSide:
     """A named run and its study parent (two ``get_run`` at most), configs from the run, then the parent."""
@@ -500,15 +562,12 @@ def load_run_side(
     study.stored_hash = registry.read(study.parent.tags, "study_key_hash")
     study.schema_tag = registry.read(study.parent.tags, "key_schema_version")
     order = [run] if parent is None or parent is run else [run, parent]
-    _resolve_configs(study, fetch_configs_from(tracking, order), _load_disk_configs(config_dir))
+    study.folder = study_folder(study.parent, registry)
+    _resolve_model(study, registry, model_override)
+    _resolve_configs(study, fetch_configs_from(tracking, order), sources, registry)
     if study.config_problems:
         p = study.config_problems[0]
         raise UsageError(f"config {p.where}: {p.reason}")
-    _resolve_model(study, registry, model_override)
-    if study.configs is not None and study.model:
-        study.hashes = compute_study_hashes(
-            study.configs.data, study.configs.hpo, study.configs.train, study.model, benchmark=study.configs.benchmark
-        )
     if role in (TRIAL, REFIT):
         study.hyperparameters[run.run_id] = recover_hyperparameters(run.params, study.search_space)
     return RunSide(run, role, study)

@@ -26,6 +26,7 @@ DEFAULT_KEYS: Mapping[str, str] = MappingProxyType(
         "eval_fingerprint": "code.fingerprint.eval",
         "objective_direction": "code.objective.direction",
         "refit_of_trial_run_id": "code.refit.of_trial_run_id",
+        "refit_run_id": "code.refit_run_id",
         "artifact_available": "code.artifact.available",
         "trial_number": "code.hpo.trial_number",
         "backbone": "code.backbone",

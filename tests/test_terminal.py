@@ -56,12 +56,12 @@ def test_prompt_declined_writes_nothing_then_accepted(builder: Builder, tmp_path
     before = builder.tags(s.trials[0])
     code, out = run_in_pty(["backfill", "--tracking-uri", builder.uri, "-e", name], tmp_path, answer="n")
     assert code == 1, out
-    assert "Write 29 tags on 4 runs" in out and "aborted: nothing written" in out
+    assert "Write 20 tags on 4 runs" in out and "aborted: nothing written" in out
     assert builder.tags(s.trials[0]) == before
     assert not (tmp_path / ".hpohash").exists()
     code, out = run_in_pty(["backfill", "--tracking-uri", builder.uri, "-e", name], tmp_path, answer="y")
     assert code == 0, out
-    assert "wrote 4 of 4 runs (29 tags)" in out
+    assert "wrote 4 of 4 runs (20 tags)" in out
     assert len(list((tmp_path / ".hpohash").glob("journal-*.jsonl"))) == 1
 
 

@@ -43,6 +43,12 @@ def test_correct_study_has_no_findings(run_cli, builder: Builder) -> None:
             "model_source": "tag:code.backbone (parent)",
             "study_key_hash": C01["study_key_hash_v2"],
             "recomputed_study_key_hash": C01["study_key_hash_v2"],
+            "config_source": {
+                "revision": "artifacts",
+                "commit": None,
+                "date": None,
+                "files": {n: f"run {s.parent} artifact config/{n}.yaml" for n in ("data", "hpo", "train")},
+            },
             "trials": 3,
             "refits": 1,
             "errors": 0,
