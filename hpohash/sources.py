@@ -129,12 +129,21 @@ class Origin:
         return {"revision": self.revision, "commit": self.commit, "date": self.date, "files": dict(self.files)}
 
     def describe(self) -> str:
-        rev = (
-            self.revision
-            if self.commit is None
-            else f"commit {self.commit[:12]}" + (f" ({self.date[:10]})" if self.date else "")
-        )
+        commit = f"commit {self.commit[:12]}" + (f" ({self.date[:10]})" if self.date else "") if self.commit else ""
+        if self.revision == "work tree":
+            rev = "work tree" + (f" (as in {commit})" if commit else "")
+        else:
+            rev = commit or self.revision
         return f"{', '.join(self.files.values())} @ {rev}"
+
+    @classmethod
+    def of(cls, cand: Candidate, started_ms: int | None) -> Origin:
+        """The work tree when it holds these files (it is searched first), with the commit that matches
+        the sweep's start: the newest commit holding the same files at or before it."""
+        rev = cand.revision_for(started_ms)
+        in_work_tree = any(r.commit is None for r in cand.revisions)
+        label = "work tree" if in_work_tree else (rev.commit or "work tree")
+        return cls(cand.files(), rev.commit, rev.date, label)
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,13 @@ class Discovery:
     nearest: Candidate | None = None
     explanation: str | None = None
     examined: int = 0
+
+
+def describe_source(d: Mapping[str, Any] | None) -> str:
+    """One line for a ``config_source`` JSON object (renderers get the report, not the study)."""
+    if not d:
+        return "no configs"
+    return Origin(d.get("files") or {}, d.get("commit"), d.get("date"), d.get("revision") or "artifacts").describe()
 
 
 def git_blob_id(raw: bytes) -> str:
@@ -362,12 +378,12 @@ class ConfigSources:
             "--format=%x01%H %cI",
             head,
             "--",
-            prefix or ".",
+            f":(top){prefix}",
         )
         snaps: list[Snapshot] = []
         for chunk in log.split(b"\x01")[1:]:
-            header, _, rest = chunk.partition(b"\n")
-            commit, _, date = header.decode().partition(" ")
+            header, _, rest = chunk.partition(b"\0")
+            commit, _, date = header.decode("utf-8", "replace").strip().partition(" ")
             snaps.append(Snapshot(Revision(commit, date.strip()), dict(state)))
             fields = rest.split(b"\0")
             i = 0

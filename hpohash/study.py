@@ -453,13 +453,12 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
         study.config_unmatched = found.explanation
         return
     cand = found.candidate
-    rev = cand.revision_for(study.parent.start_time or None)
     files = cand.files()
-    origin = src.Origin(files, rev.commit, rev.date, rev.commit or "work tree")
+    origin = src.Origin.of(cand, study.parent.start_time or None)
     if chosen:  # some configs were logged as artifacts: they win over the disk's
         merged = {**cand.config_set().__dict__, **{k: v for k, v in chosen.items()}}
         configs = _config_set({n: merged[n] for n in cfg.NAMES if merged.get(n) is not None}, {**files, **sources})
-        _use_configs(study, configs, src.Origin({**files, **sources}, rev.commit, rev.date, origin.revision))
+        _use_configs(study, configs, src.Origin({**files, **sources}, origin.commit, origin.date, origin.revision))
         return
     study.configs = cand.config_set()
     study.hashes = found.hashes

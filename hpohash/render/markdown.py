@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from hpohash.render import write_stdout
+from hpohash.sources import describe_source
 
 
 def _cell(value: Any) -> str:
@@ -64,7 +65,8 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
     if report["studies"]:
         parts.append(
             table(
-                ["parent", "model", "trials", "refits", "stored study hash", "recomputed", "errors", "warnings"],
+                ["parent", "model", "trials", "refits", "stored study hash", "recomputed", "configs"]
+                + ["errors", "warnings"],
                 [
                     (
                         st["parent_run_id"],
@@ -73,6 +75,7 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
                         st["refits"],
                         _short(st["study_key_hash"]),
                         _short(st["recomputed_study_key_hash"]),
+                        describe_source(st.get("config_source")),
                         st["errors"],
                         st["warnings"],
                     )

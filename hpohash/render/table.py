@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from hpohash.render import silence_stdout
+from hpohash.sources import describe_source
 
 
 class _Console(Console):
@@ -79,7 +80,14 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
         _findings_table(out, report["findings"])
         return
     for st in report["studies"]:
-        t = Table(title=f"study {st['parent_run_id']}", title_justify="left", header_style="bold", show_header=True)
+        t = Table(
+            title=f"study {st['parent_run_id']}",
+            title_justify="left",
+            header_style="bold",
+            show_header=True,
+            caption=f"configs: {describe_source(st.get('config_source'))}",
+            caption_justify="left",
+        )
         t.add_column("model")
         t.add_column("trials", justify="right")
         t.add_column("refits", justify="right")
