@@ -32,9 +32,37 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         capsys.readouterr()
         code = main(list(args))
         captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        result = Result(code, captured.out, captured.err)
+        _check_verify_backfill_agree(list(args), result, capsys)
+        return result
 
     return _run
+
+
+#: verify options backfill does not share, or that change verify's exit code on purpose
+_VERIFY_ONLY_FLAGS = {"--check-all", "--quiet", "-q", "--verbose", "-v"}
+_NO_INVARIANT = {"--strict", "--include-deleted"}
+
+
+def _check_verify_backfill_agree(args: list[str], r: Result, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every scenario in the suite that runs ``verify`` also checks the invariant of SPEC §5 rule 2:
+    ``verify`` exits 0 ⇔ ``backfill --dry-run --exit-code`` (same options) exits 0."""
+    if not args or args[0] != "verify" or r.code not in (0, 1) or _NO_INVARIANT & set(args):
+        return
+    rest: list[str] = []
+    it = iter(args[1:])
+    for a in it:
+        if a in _VERIFY_ONLY_FLAGS:
+            continue
+        if a == "--format":
+            next(it, None)
+            continue
+        rest.append(a)
+    code = main(["backfill", *rest, "--dry-run", "--exit-code", "--format", "json"])
+    captured = capsys.readouterr()
+    assert (r.code == 0) == (code == 0), (
+        f"verify exited {r.code} but backfill --dry-run --exit-code exited {code} for {rest}: {captured.out[:2000]}"
+    )
 
 
 def assert_one_error_line(r: Result, code: int, fragment: str, *, stdout_empty: bool = True) -> None:

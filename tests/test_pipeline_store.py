@@ -260,3 +260,36 @@ def test_hash_uses_the_experiment_files_choice(run_cli, tmp_path: Path) -> None:
         2,
         "--stage nope: not a stage of",
     )
+
+
+def test_parent_refit_link_counts_for_the_champion_and_dangling_is_hh125(run_cli, store) -> None:
+    b, _, name, repo, st = store
+    gen2 = st["gen2"]
+    cfg = str(repo / "config")
+    # the refit retrained trial 0, not the metric's champion (trial 1): the pipeline chose it (its
+    # selection weighs speed too) and recorded it on the parent, so the champion still resolves
+    b.client.set_tag(gen2.refit, "code.refit.of_trial_run_id", gen2.trials[0])
+    from hpohash.hashing import trial_key_hash
+
+    b.client.set_tag(gen2.refit, "code.trial_key_hash", trial_key_hash(gen2.v2, HPS[0]))
+    args = ("verify", "--tracking-uri", b.uri, "--parent-run-id", gen2.parent, "--config-dir", cfg)
+    code, doc, _ = run_json(run_cli, *args)
+    assert "HH130" not in by_code(doc)
+    # without the parent's record, the champion resolves to no refit
+    b.client.delete_tag(gen2.parent, "code.refit_run_id")
+    code, doc, _ = run_json(run_cli, *args)
+    assert [f["run_id"] for f in by_code(doc)["HH130"]] == [gen2.trials[1]]
+    # a parent record naming a run that does not exist
+    b.client.set_tag(gen2.parent, "code.refit_run_id", "f" * 32)
+    b.client.set_tag(gen2.refit, "code.refit.of_trial_run_id", gen2.trials[1])
+    b.client.set_tag(gen2.refit, "code.trial_key_hash", trial_key_hash(gen2.v2, HPS[1]))
+    code, doc, _ = run_json(run_cli, *args)
+    assert code == 1
+    assert [(f["code"], f["run_id"], f["actual"], f["fixable"]) for f in doc["findings"]] == [
+        ("HH125", gen2.parent, "f" * 32, False)
+    ]
+    assert f"code.refit_run_id names run {'f' * 32}, which does not exist" in doc["findings"][0]["message"]
+    # backfill cannot fix it, and says so (its exit code agrees with verify's)
+    code, plan, _ = run_json(run_cli, "backfill", *args[1:], "--dry-run", "--exit-code")
+    assert code == 1 and plan["changes"] == []
+    assert plan["conflicts"][0]["message"].startswith("HH125 not fixable by backfill")
