@@ -136,8 +136,12 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             parent,
             PARENT,
             pid,
-            f"configs were found but none reproduces the parent's stored study hash {_short(stored)}…: "
-            f"{study.config_unmatched}; trials and refits are compared with the parent's stored hash",
+            (
+                f"configs were found but none reproduces the parent's stored study hash {_short(stored)}…: "
+                f"{study.config_unmatched}; trials and refits are compared with the parent's stored hash"
+                if stored
+                else f"configs were found but {study.config_unmatched}"
+            ),
             actual=stored,
         )
     elif study.config_missing and not study.config_problems:
