@@ -11,19 +11,12 @@ from typing import Any
 
 from hpohash.hashing import recognise_trial_hash_on
 from hpohash.plan import Conflict, Plan, choose_schema, expected_trial_hash, study_cause
+from hpohash.rules import ERROR, RULES, WARNING
 from hpohash.study import PARENT, REFIT, TRIAL, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.tracking import RunRecord
 
-ERROR = "error"
-WARNING = "warning"
-
-SEVERITY = {
-    "HH100": ERROR, "HH101": ERROR, "HH102": WARNING, "HH103": WARNING,
-    "HH110": ERROR, "HH111": ERROR, "HH112": ERROR,
-    "HH120": ERROR, "HH121": ERROR, "HH122": ERROR, "HH123": ERROR, "HH124": ERROR, "HH125": ERROR,
-    "HH130": ERROR, "HH140": WARNING, "HH141": ERROR, "HH142": WARNING, "HH150": WARNING, "HH160": WARNING,
-}  # fmt: skip
+SEVERITY = {code: rule.severity for code, rule in RULES.items()}
 
 #: the logical tags a finding is about: it is fixable when the plan writes one of them on its run
 FIX_KEYS = {

@@ -268,12 +268,13 @@ class ConfigSources:
 
     def _work_tree(self, root: Path, blobs: dict[str, bytes]) -> Snapshot:
         files: dict[str, str] = {}
-        for path in sorted(root.rglob("*")):
-            try:
-                rel = path.relative_to(root).as_posix()
-            except ValueError:
-                continue
-            if rel.count("/") > 1 or not role_of(rel) or not path.is_file():
+        # only the places a config can be (the root and its role folders): a --config-dir that is a
+        # whole repository is not walked
+        places = [root, *(root / d for d in (*ROLES, "experiment"))]
+        paths = sorted(p for d in places if d.is_dir() for p in d.iterdir())
+        for path in paths:
+            rel = path.relative_to(root).as_posix()
+            if not role_of(rel) or not path.is_file():
                 continue
             try:
                 size = path.stat().st_size
