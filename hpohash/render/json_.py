@@ -19,7 +19,7 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     emit(report)
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: Any = None) -> None:
     emit(report)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
-from hpohash.render import silence_stdout
+from hpohash.render import VerifyContext, silence_stdout, text
 
 
 class _Console(Console):
@@ -20,11 +23,31 @@ class _Console(Console):
 
 
 def console(stderr: bool = False) -> Console:
-    """A console that keeps 64-character hashes on one line even when output is piped."""
+    """A console sized like the terminal, else ``COLUMNS``; piped with neither, wide enough for 64-char hashes."""
     c = _Console(highlight=False, stderr=stderr)
-    if not c.is_terminal:
+    if not c.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         c = _Console(highlight=False, stderr=stderr, width=max(c.width, 160))
     return c
+
+
+_RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
+_CODE = re.compile(r"\bHH1\d\d\b")
+
+
+def _styled(line: str) -> Text:
+    """Colour a plain line at a terminal; elsewhere Rich writes the same characters without codes."""
+    styled = Text(line)
+    styled.highlight_regex(_RUN_ID, "cyan")
+    styled.highlight_regex(_CODE, "yellow" if "[warning]" in line else "bold red")
+    styled.highlight_regex(re.compile(r"\[fixable\]"), "green")
+    styled.highlight_regex(re.compile(r"^(fix|explain|apply|undo|journal):"), "bold")
+    return styled
+
+
+def print_lines(out: Console, lines: list[str]) -> None:
+    """Our own line breaks only: Rich must not re-wrap (and so split) a run id or a hash."""
+    for line in lines:
+        out.print(_styled(line), soft_wrap=True)
 
 
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
@@ -60,62 +83,46 @@ def _short(h: str | None) -> str:
     return h[:12] + "…" if len(h) > 16 else h
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+    """Findings grouped by study, then the summary and the next step last, as ruff and pytest end."""
+    ctx = ctx or VerifyContext()
     out = console()
-    s = report["summary"]
-    style = "green" if s["ok"] and not s["warnings"] else ("yellow" if s["ok"] else "red")
-    headline = "no errors" if s["ok"] else f"{s['errors']} error(s)"
-    out.print(
-        Panel(
-            f"[bold]{headline}[/], {s['warnings']} warning(s)\n"
-            f"studies {s['studies']} · trials {s['trials']} · refits {s['refits']}\n"
-            f"experiments: {', '.join(report['experiments'])} · store: {report['tracking_uri']}",
-            title="hpohash verify",
-            border_style=style,
-            expand=False,
-        )
-    )
-    if quiet:
-        _findings_table(out, report["findings"])
-        return
-    for st in report["studies"]:
-        t = Table(title=f"study {st['parent_run_id']}", title_justify="left", header_style="bold", show_header=True)
-        t.add_column("model")
-        t.add_column("trials", justify="right")
-        t.add_column("refits", justify="right")
-        t.add_column("stored study hash")
-        t.add_column("recomputed v2")
-        t.add_column("errors", justify="right")
-        t.add_column("warnings", justify="right")
-        same = st["study_key_hash"] and st["study_key_hash"] == st["recomputed_study_key_hash"]
-        t.add_row(
-            f"{st['model'] or '—'}\n[dim]{st['model_source'] or ''}[/]",
-            str(st["trials"]),
-            str(st["refits"]),
-            _short(st["study_key_hash"]),
-            ("[green]" if same else "[yellow]") + _short(st["recomputed_study_key_hash"]) + "[/]",
-            f"[red]{st['errors']}[/]" if st["errors"] else "0",
-            f"[yellow]{st['warnings']}[/]" if st["warnings"] else "0",
-        )
+    width = None if ctx.to_file else text.output_width()
+    if not quiet:
+        print_lines(out, text.head_lines(report, width) + [""])
+    if out.is_terminal and width is not None and width >= text.TABLE_MIN_WIDTH:
+        _findings_tables(out, report, quiet=quiet)
+    else:
+        print_lines(out, text.verify_lines(report, width, quiet=quiet))
+    tail = text.statistics_lines(report) if ctx.statistics else []
+    print_lines(out, ([""] if report["findings"] or not quiet else []) + tail + text.summary_lines(report, ctx, width))
+
+
+def render_verify_summary(report: dict[str, Any], ctx: VerifyContext) -> None:
+    """What the terminal still gets when ``-o FILE`` took the report: the summary and the next step."""
+    print_lines(console(), text.summary_lines(report, ctx, text.output_width()))
+
+
+def _findings_tables(out: Console, report: dict[str, Any], *, quiet: bool) -> None:
+    """The wide layout: a study header, then its findings as a table with the run id never folded."""
+    for st, fs in text.group_findings(report):
+        if quiet and not fs:
+            continue
+        header = text.study_header(st, fs, None) if st else ["runs whose parent is not in scope"]
+        print_lines(out, header)
+        if not fs:
+            continue
+        v2 = text.study_v2(st, fs) if st else None
+        t = Table(header_style="bold", show_edge=False, pad_edge=False)
+        t.add_column("run", no_wrap=True, min_width=32)
+        t.add_column("code", no_wrap=True)
+        t.add_column("stage", no_wrap=True)
+        t.add_column("message", overflow="fold", ratio=1)
+        t.add_column("fixable", no_wrap=True)
+        for f in fs:
+            code = f"[red]{f['code']}[/]" if f["severity"] == "error" else f"[yellow]{f['code']}[/] (warning)"
+            t.add_row(f["run_id"], code, f["stage"], text.brief(f, v2), "yes" if f["fixable"] else "no")
         out.print(t)
-    _findings_table(out, report["findings"])
-
-
-def _findings_table(out: Console, findings: list[dict[str, Any]]) -> None:
-    if not findings:
-        out.print("[green]No findings.[/]")
-        return
-    t = Table(title="findings", header_style="bold")
-    t.add_column("code")
-    t.add_column("severity")
-    t.add_column("run")
-    t.add_column("stage")
-    t.add_column("message", overflow="fold")
-    t.add_column("fixable")
-    for f in findings:
-        sev = "[red]error[/]" if f["severity"] == "error" else "[yellow]warning[/]"
-        t.add_row(f["code"], sev, f["run_id"], f["stage"], f["message"], "yes" if f["fixable"] else "no")
-    out.print(t)
 
 
 def render_demo(created: dict[str, Any]) -> None:
@@ -238,8 +245,8 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
 
 
 def _compact(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= 70 else text[:67] + "…"
+    shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return shown if len(shown) <= 70 else shown[:67] + "…"
 
 
 def render_diff(report: dict[str, Any]) -> None:
