@@ -539,6 +539,7 @@ def backfill_cmd(
     """
     from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
     from hpohash.plan import build_plan
+    from hpohash.render import BackfillContext
     from hpohash.render.progress import progress_reporter
 
     if exit_code and not dry_run:
@@ -550,12 +551,19 @@ def backfill_cmd(
     with gc_paused():
         plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
     renderer = _renderer(fmt)
+    argv = _scope_argv(store, scope)
+    if trial_key_schema != "auto":
+        argv += ["--trial-key-schema", trial_key_schema]
+    if force:
+        argv.append("--force")
+    undo_argv = argv[:2] if store.tracking_uri else []
+    ctx = BackfillContext(apply_command=_command("backfill", *argv, "--yes"), undo_command=_command("undo", *undo_argv))
     writes = changes_to_writes(plan.changes)
     result = None
     journal_file = None
     if writes and not dry_run:
         if fmt == "table":
-            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True)
+            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True, ctx=ctx)
         _confirm(yes, f"{len(plan.changes)} tags on {len(writes)} runs to {tracking.display_uri}")
         journal = Journal(
             Path(journal_path) if journal_path else default_journal_path(),
@@ -567,7 +575,7 @@ def backfill_cmd(
                 result = write_runs(tracking, writes, journal, workers=workers, progress=progress)
         finally:
             journal.close()
-    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result)
+    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result, ctx=ctx)
     if result is not None and result.backend_failed:
         return 3
     if plan.conflicts or (result is not None and result.failures):

@@ -133,7 +133,7 @@ def _demo_text(created: dict[str, Any]) -> str:
 
 
 def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
 ) -> None:
     from hpohash.apply import backfill_report
 

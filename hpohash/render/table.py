@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from hpohash.render import VerifyContext, silence_stdout, text
+from hpohash.render import BackfillContext, VerifyContext, silence_stdout, text
 
 
 class _Console(Console):
@@ -51,29 +51,34 @@ def print_lines(out: Console, lines: list[str]) -> None:
 
 
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
-    out = console()
-    t = Table(title=f"hpohash hash — model {report['model']}", show_header=True, header_style="bold")
-    t.add_column("field")
-    t.add_column("value", overflow="fold")
-    t.add_row("study_key_hash (v2)", f"[bold green]{report['study_key_hash']}[/]")
-    t.add_row("data_fingerprint", report["data_fingerprint"])
-    t.add_row("eval_fingerprint", report["eval_fingerprint"])
-    t.add_row("eval_config", json.dumps(report["eval_config"], sort_keys=True))
-    for s, h in report["study_key_hash_v1"].items():
-        t.add_row(f"study_key_hash_v1 ({s})", h)
-    for s, h in report["study_family_hash"].items():
-        t.add_row(f"study_family_hash ({s})", h)
-    out.print(t)
+    """``key: value`` lines; a value that does not fit goes whole on the next line (hashes stay copyable)."""
+    width = text.output_width()
+    pairs = [
+        ("model", report["model"]),
+        ("study_key_hash", report["study_key_hash"]),
+        ("data_fingerprint", report["data_fingerprint"]),
+        ("eval_fingerprint", report["eval_fingerprint"]),
+        ("eval_config", json.dumps(report["eval_config"], sort_keys=True, ensure_ascii=False)),
+    ]
+    pairs += [(f"study_key_hash_v1[{s}]", h) for s, h in report["study_key_hash_v1"].items()]
+    pairs += [(f"study_family_hash[{s}]", h) for s, h in report["study_family_hash"].items()]
     if report["trials"]:
-        tt = Table(title="trials", header_style="bold")
-        tt.add_column("hyperparameters", overflow="fold")
-        tt.add_column(f"trial_key_hash (schema {report['trials'][0]['trial_key_schema']})", overflow="fold")
-        for trial in report["trials"]:
-            tt.add_row(json.dumps(trial["hyperparameters"], sort_keys=True), trial["trial_key_hash"])
-        out.print(tt)
-    if show_key:
-        out.print("canonical v2 study key:")
-        out.print(json.dumps(report["study_key"], sort_keys=True, separators=(",", ":")), markup=False, soft_wrap=True)
+        pairs.append(("trial_key_schema", report["trials"][0]["trial_key_schema"]))
+    for i, trial in enumerate(report["trials"]):
+        hp = json.dumps(trial["hyperparameters"], sort_keys=True, ensure_ascii=False)
+        pairs += [(f"trials[{i}].hyperparameters", hp), (f"trials[{i}].trial_key_hash", trial["trial_key_hash"])]
+    lines: list[str] = []
+    for key, value in pairs:
+        if width is None or len(key) + 2 + len(value) <= width:
+            lines.append(f"{key}: {value}")
+        else:
+            lines.append(f"{key}:")
+            lines += text.wrap(value, width, indent=2, hanging=2)
+    if show_key:  # the canonical bytes, on one line whatever the width: they are what is hashed
+        lines.append("study_key: " + json.dumps(report["study_key"], sort_keys=True, separators=(",", ":")))
+    out = console()
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _short(h: str | None) -> str:
@@ -132,28 +137,43 @@ def render_demo(created: dict[str, Any]) -> None:
 
 
 def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+    scope: Any,
+    plan: Any,
+    *,
+    dry_run: bool,
+    journal: str | None,
+    result: Any,
+    preview: bool = False,
+    ctx: BackfillContext | None = None,
 ) -> None:
-    """The plan grouped by study (run, stage, key, old → new, reason), conflicts, then the outcome.
+    """The plan grouped by study and run (``key: old → new (reason)``), conflicts, then the totals last.
 
     ``preview`` is the plan shown before the confirmation; the final call then shows only the outcome.
     """
     from hpohash.apply import backfill_report
 
+    ctx = ctx or BackfillContext()
     out = console()
+    width = text.output_width()
     r = backfill_report(plan, dry_run=dry_run, journal=journal, result=result)
+    lines: list[str] = []
     if preview or result is None:
-        _plan_tables(out, scope, r["changes"])
+        lines += plan_lines(scope, r["changes"], width)
     if preview:
+        print_lines(out, lines)
         return
-    _rows_table(
-        out,
-        "conflicts (left alone)",
-        "bold yellow",
-        ("run", "stage", "key", "current", "message"),
-        [(c["run_id"], c["stage"], c["key"] or "—", _short(c["current"]), c["message"]) for c in r["conflicts"]],
-    )
-    _rows_table(out, "failed writes", "bold red", ("run", "error"), [(f["run_id"], f["error"]) for f in r["failures"]])
+    if r["conflicts"]:
+        lines += ([""] if lines else []) + ["conflicts (left alone):"]
+        for run in _runs_of(r["conflicts"]):
+            lines.append(f"  {run[0]['run_id']} {run[0]['stage']}")
+            for c in run:
+                key = f"{c['key']}: {text.short_hash(c['current'])} " if c["key"] else ""
+                lines += text.wrap(f"{key}({c['message']})", width, indent=4, hanging=6)
+    if r["failures"]:
+        lines += ([""] if lines else []) + ["failed writes:"]
+        for f in r["failures"]:
+            lines.append(f"  {f['run_id']}")
+            lines += text.wrap(f["error"], width, indent=4, hanging=6)
     s = r["summary"]
     if dry_run:
         head = (
@@ -163,32 +183,44 @@ def render_backfill(
         )
     else:
         head = f"wrote {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
-    lines = [f"[bold]{head}[/]", f"conflicts {s['conflicts']} · failed runs {s['runs_failed']}"]
+    lines += ([""] if lines else []) + text.join_wrap(
+        [head, text.plural(s["conflicts"], "conflict"), f"{s['runs_failed']} failed"], width
+    )
+    if dry_run and s["tags_planned"] and ctx.apply_command:
+        lines.append(f"apply: {ctx.apply_command}")
     if journal:
-        lines.append(f"journal: {journal}  (undo: hpohash undo {journal})")
-    ok = not s["conflicts"] and not s["runs_failed"]
-    out.print(Panel("\n".join(lines), title="hpohash backfill", border_style="green" if ok else "yellow", expand=False))
+        lines += [f"journal: {journal}", f"undo: {ctx.undo_command} {journal}"]
+    print_lines(out, lines)
 
 
-def _plan_tables(out: Console, scope: Any, changes: list[dict[str, Any]]) -> None:
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for c in changes:
-        by_run.setdefault(c["run_id"], []).append(c)
+def _runs_of(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row["run_id"], []).append(row)
+    return list(runs.values())
+
+
+def plan_lines(scope: Any, changes: list[dict[str, Any]], width: int | None) -> list[str]:
+    """Under each study, one header per run (id, stage), then one ``key: old → new (reason)`` per tag."""
+    by_run = {run[0]["run_id"]: run for run in _runs_of(changes)}
+    lines: list[str] = []
     for study in scope.studies:
         members = [m.run_id for m in study.members() if m.run_id in by_run]
         if not members:
             continue
-        _rows_table(
-            out,
-            f"study {study.parent.run_id}",
-            "bold",
-            ("run", "stage", "key", "old → new", "reason"),
-            [
-                (rid, c["stage"], c["key"], f"{_short(c['old'])} → [green]{_short(c['new'])}[/]", c["reason"])
-                for rid in members
-                for c in by_run[rid]
-            ],
+        v2 = study.v2_hash
+        if lines:
+            lines.append("")
+        lines += text.join_wrap(
+            [f"study {v2[:12] if v2 else '(no v2 hash)'}", f"parent {study.parent.run_id}", f"model {study.model}"],
+            width,
         )
+        for rid in members:
+            lines.append(f"  {rid} {by_run[rid][0]['stage']}")
+            for c in by_run[rid]:
+                change = f"{c['key']}: {text.short_hash(c['old'])} → {text.short_hash(c['new'])} ({c['reason']})"
+                lines += text.wrap(change, width, indent=4, hanging=6)
+    return lines
 
 
 def _rows_table(out: Console, title: str, style: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:

@@ -198,8 +198,8 @@ def head_lines(report: dict[str, Any], width: int | None) -> list[str]:
     s = report["summary"]
     parts = [
         "hpohash verify",
-        f"{plural(s['studies'], 'study', 'studies')} ({plural(s['parents'], 'parent')}, {plural(s['trials'], 'trial')}, "
-        f"{plural(s['refits'], 'refit')})",
+        f"{plural(s['studies'], 'study', 'studies')} ({plural(s['parents'], 'parent')}, "
+        f"{plural(s['trials'], 'trial')}, {plural(s['refits'], 'refit')})",
         "experiments " + (", ".join(report["experiments"]) or "—"),
         report["tracking_uri"],
     ]
