@@ -31,7 +31,7 @@ HELP_SECTIONS: dict[str, str] = {
         ("tracking_uri", "experiment_names", "experiment_ids", "parent_run_id", "check_all", "include_deleted"),
         "Scope",
     ),
-    **dict.fromkeys(("config_dir", "tags_config", "model"), "Configs"),
+    **dict.fromkeys(("config_dir", "tags_config", "model"), "Config"),
     **dict.fromkeys(
         ("fmt", "output", "select", "ignore", "statistics", "strict", "quiet", "verbose"),
         "Output",
@@ -40,11 +40,11 @@ HELP_SECTIONS: dict[str, str] = {
         ("dry_run", "yes", "exit_code", "force", "trial_key_schema", "workers", "journal_path"), "Backfill"
     ),
 }
-_SECTION_ORDER = ("Scope", "Configs", "Backfill", "Output", "Other options")
+_SECTION_ORDER = ("Scope", "Config", "Backfill", "Output", "Other options")
 
 
 class SectionedCommand(click.Command):
-    """Click has no option groups: list the options under Scope / Configs / Backfill / Output headings."""
+    """Click has no option groups: list the options under Scope / Config / Backfill / Output headings."""
 
     def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         sections: dict[str, list[tuple[str, str]]] = {}
@@ -350,8 +350,10 @@ def _scope_argv(store: StoreArgs, scope: Any) -> list[str]:
     if store.experiment_names or store.experiment_ids:
         argv += [a for n in store.experiment_names for a in ("-e", n)]
         argv += [a for i in store.experiment_ids for a in ("--experiment-id", i)]
-    elif not store.parent_run_id:  # from MLFLOW_EXPERIMENT_NAME/ID or --check-all: name them
-        argv += [a for e in scope.experiments for a in ("-e", e.name)]
+    elif not store.parent_run_id:  # from MLFLOW_EXPERIMENT_NAME/ID or --check-all: the ones holding HPO runs
+        used = {r.experiment_id for s in scope.studies for r in s.members()}
+        used |= {o.run.experiment_id for o in scope.orphans}
+        argv += [a for e in scope.experiments if e.experiment_id in used or not used for a in ("-e", e.name)]
     if store.parent_run_id:
         argv += ["--parent-run-id", store.parent_run_id]
     for option, value in (("--tags-config", store.tags_config), ("--config-dir", store.config_dir)):
@@ -405,10 +407,28 @@ def _check_output_path(path: str | None) -> None:
 )
 @click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-@click.option("--select", "select", multiple=True, help="Only these codes, by prefix (e.g. HH110,HH12; repeatable).")
-@click.option("--ignore", "ignore", multiple=True, help="Leave out these codes, by prefix (e.g. HH160; repeatable).")
+@click.option(
+    "--select",
+    "select",
+    multiple=True,
+    metavar="CODES",
+    help="Only these codes, by prefix (e.g. HH110,HH12; repeatable).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODES",
+    help="Leave out these codes, by prefix (e.g. HH160; repeatable).",
+)
 @click.option("--statistics", is_flag=True, help="Count findings per code before the summary.")
-@click.option("--output", "-o", "output", help="Write the report (any --format) to FILE; the terminal gets a summary.")
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    metavar="FILE",
+    help="Write the report (any --format) to FILE; the terminal gets a summary.",
+)
 @functools.partial(store_options, formats=VERIFY_FORMATS)
 def verify_cmd(
     check_all: bool,
