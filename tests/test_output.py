@@ -330,7 +330,7 @@ def test_version_and_help_sections(run_cli) -> None:
     assert out.index("--parent-run-id") < out.index("Config options:") < out.index("--config-dir")
     assert out.index("Output options:") < out.index("  --select CODES") < out.index("  --format [")
     r = run_cli(["backfill", "--help"])
-    assert "Backfill options:" in r.out and r.out.index("--dry-run") > r.out.index("Backfill options:")
+    assert r.out.index("Config options:") < r.out.index("Backfill options:") < r.out.index("  --dry-run ")
 
 
 def test_shell_completion_of_experiment_names(demo) -> None:
