@@ -80,6 +80,16 @@ def test_demo_piped_at_80_columns(demo) -> None:
     first = report["studies"][0]
     at = lines.index(f"study {first['study_key_hash'][:12]} · parent {first['parent_run_id']} · model distilbert")
     assert lines[at - 1] == "" and lines[at + 1] == "  3 trials, 1 refit: 8 errors"
+    # the README's 80-column capture is this output (run ids and the store path differ per run)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").split("<!-- verify-80-columns")[1]
+    capture = readme.split("```text\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert max(len(line) for line in capture) <= 80
+    assert _from_first_study(capture) == _from_first_study(lines)
+
+
+def _from_first_study(lines: list[str]) -> list[str]:
+    start = next(i for i, line in enumerate(lines) if line.startswith("study "))
+    return [re.sub(r"\b[0-9a-f]{32}\b", "<run id>", line) for line in lines[start:]]
 
 
 def test_demo_piped_without_columns_is_one_line_per_finding(demo) -> None:
