@@ -383,3 +383,27 @@ def test_hash_key_value_lines_keep_hashes_whole(run_cli, c01_dir: Path, monkeypa
     monkeypatch.delenv("COLUMNS")
     r = run_cli(["hash", "--config-dir", str(c01_dir), "--model", "distilbert"])
     assert f"data_fingerprint: {exp['data_fingerprint']}" in r.out.splitlines()
+
+
+def test_diff_and_undo_keep_run_ids_whole_at_80_columns(run_cli, builder, tmp_path: Path, monkeypatch) -> None:
+    exp, name = builder.experiment()
+    s = builder.study(exp)
+    builder.make_legacy(s)
+    monkeypatch.setenv("COLUMNS", "80")
+    r = run_cli(["diff", "--tracking-uri", builder.uri, s.refit])
+    lines = r.out.splitlines()
+    assert r.code == 1 and max(len(line) for line in lines) <= 80
+    assert lines[1:3] == [f"a: run {s.refit}", f"b: parent {s.parent}"]
+    journal = tmp_path / "j.jsonl"
+    r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--yes", "--journal", str(journal)])
+    assert r.code == 0 and r.out.splitlines()[-3:] == [
+        "wrote 4 of 4 runs (29 tags) · 0 conflicts · 0 failed",
+        f"journal: {journal}",
+        f"undo: hpohash undo --tracking-uri {builder.uri} {journal}",
+    ]
+    r = run_cli(["undo", "--tracking-uri", builder.uri, str(journal), "--dry-run"])
+    lines = r.out.splitlines()
+    assert r.code == 0 and lines[0] == "tags to restore:"
+    headers = [line.strip() for line in lines if re.fullmatch(r"  [0-9a-f]{32}", line)]
+    assert len(headers) == 4 and set(headers) <= {s.parent, *s.trials, s.refit}
+    assert lines[-2:] == ["dry run: 29 tags on 4 runs would be restored · skipped 0 · missing runs 0", "  failed 0"]

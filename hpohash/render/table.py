@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -234,32 +233,40 @@ def _rows_table(out: Console, title: str, style: str, columns: tuple[str, ...], 
     out.print(t)
 
 
-def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False) -> None:
+def render_undo(
+    plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
+) -> None:
+    """Tags to restore grouped by run (``key: now → restored``), what was left alone, then the totals last."""
     from hpohash.apply import undo_report
 
     out = console()
+    width = text.output_width()
     r = undo_report(plan, dry_run=dry_run, journal=journal, result=result)
+    lines: list[str] = []
     if preview or result is None:
-        _rows_table(
-            out,
-            "tags to restore",
-            "bold",
-            ("run", "key", "now", "restored to"),
-            [
-                (c["run_id"], c["key"], _short(c["old"]), "[dim](deleted)[/]" if c["new"] is None else _short(c["new"]))
-                for c in r["changes"]
-            ],
-        )
+        for run in _runs_of(r["changes"]):
+            lines.append(f"  {run[0]['run_id']}")
+            for c in run:
+                new = "(deleted)" if c["new"] is None else text.short_hash(c["new"])
+                lines += text.wrap(f"{c['key']}: {text.short_hash(c['old'])} → {new}", width, indent=4, hanging=6)
+        if lines:
+            lines.insert(0, "tags to restore:")
     if preview:
+        print_lines(out, lines)
         return
-    _rows_table(
-        out,
-        "changed since the journal (left alone)",
-        "bold yellow",
-        ("run", "key", "journal wrote", "now"),
-        [(e["run_id"], e["key"], _short(e["journal_new"]), _short(e["current"])) for e in r["skipped"]],
-    )
-    _rows_table(out, "failed writes", "bold red", ("run", "error"), [(f["run_id"], f["error"]) for f in r["failures"]])
+    if r["skipped"]:
+        lines += ([""] if lines else []) + ["changed since the journal (left alone):"]
+        for run in _runs_of(r["skipped"]):
+            lines.append(f"  {run[0]['run_id']}")
+            for e in run:
+                wrote, now = text.short_hash(e["journal_new"]), text.short_hash(e["current"])
+                change = f"{e['key']}: journal wrote {wrote}, now {now}"
+                lines += text.wrap(change, width, indent=4, hanging=6)
+    if r["failures"]:
+        lines += ([""] if lines else []) + ["failed writes:"]
+        for f in r["failures"]:
+            lines.append(f"  {f['run_id']}")
+            lines += text.wrap(f["error"], width, indent=4, hanging=6)
     s = r["summary"]
     if not s["tags_planned"]:
         head = "nothing to undo: every journaled tag already holds its old value (or changed since)"
@@ -267,13 +274,12 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
         head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would be restored"
     else:
         head = f"restored {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
-    lines = [
-        f"[bold]{head}[/]",
-        f"skipped {s['skipped']} · missing runs {s['missing_runs']} · failed {s['runs_failed']}",
-    ]
+    lines += ([""] if lines else []) + text.join_wrap(
+        [head, f"skipped {s['skipped']}", f"missing runs {s['missing_runs']}", f"failed {s['runs_failed']}"], width
+    )
     if journal:
         lines.append(f"journal: {journal}")
-    out.print(Panel("\n".join(lines), title="hpohash undo", expand=False))
+    print_lines(out, lines)
 
 
 def _compact(value: Any) -> str:
@@ -289,10 +295,12 @@ def render_diff(report: dict[str, Any]) -> None:
     verdict = "[green]same study[/]" if same_study else "[red]different studies[/]"
     if report["same_trial"] is not None:
         verdict += ", [green]same trial[/]" if report["same_trial"] else ", [red]different trials[/]"
-    head = Table(title=f"hpohash diff — {verdict}", title_justify="left", header_style="bold")
+    out.print(f"hpohash diff — {verdict}", soft_wrap=True)
+    print_lines(out, [f"a: {a['label']}", f"b: {b['label']}"])  # run ids whole, not folded in a header
+    head = Table(header_style="bold")
     head.add_column("")
-    head.add_column(a["label"], overflow="fold")
-    head.add_column(b["label"], overflow="fold")
+    head.add_column("a", overflow="fold")
+    head.add_column("b", overflow="fold")
     head.add_row("model", a["model"] or "—", b["model"] or "—")
     head.add_row("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"]))
     head.add_row("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"]))
