@@ -18,6 +18,8 @@ from typing import IO, Any
 from hpohash.render import VerifyContext
 from hpohash.selection import CODES
 
+#: narrower than this, wrapping helps nobody: lines wrap as if this wide
+MIN_WIDTH = 40
 #: the terminal width from which verify draws its findings as a table (message column ≥ 60)
 TABLE_MIN_WIDTH = 140
 #: findings whose message shows a hash (the ``explain`` next step runs ``hpohash diff`` on them)
@@ -51,12 +53,12 @@ def output_width(stream: IO[str] | None = None) -> int | None:
     """The terminal's width, else ``COLUMNS``, else ``None``: no wrapping at all (pipes, files)."""
     stream = stream or sys.stdout
     try:
-        if stream.isatty():
-            return os.get_terminal_size(stream.fileno()).columns
+        if stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0:  # a pty may report 0
+            return max(os.get_terminal_size(stream.fileno()).columns, MIN_WIDTH)
     except (AttributeError, OSError, ValueError):
         pass
     columns = os.environ.get("COLUMNS", "").strip()
-    return int(columns) if columns.isdigit() and int(columns) > 0 else None
+    return max(int(columns), MIN_WIDTH) if columns.isdigit() and int(columns) > 0 else None
 
 
 def wrap(text: str, width: int | None, indent: int = 0, hanging: int | None = None) -> list[str]:
