@@ -53,12 +53,11 @@ class SectionedCommand(click.Command):
             if record is None:
                 continue
             section = HELP_SECTIONS.get(param.name or "", "Other options")
-            if self.name == "hash" and section == "Scope":
-                section = "Other options"
             sections.setdefault(section, []).append(record)
         for name in _SECTION_ORDER:
             if name in sections:
-                with formatter.section(f"{name} options" if name != "Other options" else name):
+                title = "Undo" if name == "Backfill" and self.name == "undo" else name  # same options, its own name
+                with formatter.section(f"{title} options" if name != "Other options" else name):
                     formatter.write_dl(sections[name])
 
 
