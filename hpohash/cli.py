@@ -40,7 +40,15 @@ HELP_SECTIONS: dict[str, str] = {
         ("dry_run", "yes", "exit_code", "force", "trial_key_schema", "workers", "journal_path"), "Backfill"
     ),
 }
-_SECTION_ORDER = ("Scope", "Config", "Backfill", "Output", "Other options")
+#: per-command exceptions: ``hash`` reads files, and its trial-key schema chooses what to print
+COMMAND_SECTIONS: dict[str, dict[str, str]] = {
+    "hash": {
+        **dict.fromkeys(("data_file", "hpo_file", "train_file", "benchmark_file"), "Config"),
+        **dict.fromkeys(("hyperparameters", "trial_key_schema"), "Trial"),
+        "show_key": "Output",
+    },
+}
+_SECTION_ORDER = ("Scope", "Config", "Trial", "Backfill", "Output", "Other options")
 
 
 class SectionedCommand(click.Command):
@@ -52,7 +60,8 @@ class SectionedCommand(click.Command):
             record = param.get_help_record(ctx)
             if record is None:
                 continue
-            section = HELP_SECTIONS.get(param.name or "", "Other options")
+            name = param.name or ""
+            section = COMMAND_SECTIONS.get(self.name or "", {}).get(name) or HELP_SECTIONS.get(name, "Other options")
             sections.setdefault(section, []).append(record)
         for name in _SECTION_ORDER:
             if name in sections:
