@@ -407,3 +407,16 @@ def test_diff_and_undo_keep_run_ids_whole_at_80_columns(run_cli, builder, tmp_pa
     headers = [line.strip() for line in lines if re.fullmatch(r"  [0-9a-f]{32}", line)]
     assert len(headers) == 4 and set(headers) <= {s.parent, *s.trials, s.refit}
     assert lines[-2:] == ["dry run: 29 tags on 4 runs would be restored · skipped 0 · missing runs 0", "  failed 0"]
+
+
+def test_next_step_explains_a_hash_of_unknown_provenance(run_cli, builder) -> None:
+    exp, name = builder.experiment()
+    s = builder.study(exp)
+    builder.client.set_tag(s.trials[0], "code.study_key_hash", "ab" * 32)
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name])
+    assert r.code == 1
+    assert r.out.splitlines()[-3:] == [
+        "1 error (0 fixable) in 1 run of 1 study",
+        "HH110 ×1 not fixable by backfill: stored hash of unknown provenance: check it, then backfill --force",
+        f"explain: hpohash diff --tracking-uri {builder.uri} {s.trials[0]}",
+    ]
