@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,59 @@ from hpohash.errors import EXIT_BACKEND, EXIT_FINDINGS, EXIT_USAGE, HpohashError
 from hpohash.perf import gc_paused
 
 FORMATS = ("table", "json", "markdown")
+#: verify also speaks the formats CI systems read natively
+VERIFY_FORMATS = (*FORMATS, "github", "junit")
+
+#: ``--help`` sections, by parameter name; an option not named here is listed under "Other options"
+HELP_SECTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        ("tracking_uri", "experiment_names", "experiment_ids", "parent_run_id", "check_all", "include_deleted"),
+        "Scope",
+    ),
+    **dict.fromkeys(
+        ("config_dirs", "config_history", "config_rev", "stage", "against_config_dir", "tags_config", "model"),
+        "Config",
+    ),
+    **dict.fromkeys(
+        ("fmt", "output", "select", "ignore", "statistics", "strict", "quiet", "verbose"),
+        "Output",
+    ),
+    **dict.fromkeys(
+        ("dry_run", "yes", "exit_code", "force", "trial_key_schema", "workers", "journal_path"), "Backfill"
+    ),
+}
+#: per-command exceptions: ``hash`` reads files, and its trial-key schema chooses what to print
+COMMAND_SECTIONS: dict[str, dict[str, str]] = {
+    "hash": {
+        **dict.fromkeys(("data_file", "hpo_file", "train_file", "benchmark_file"), "Config"),
+        **dict.fromkeys(("hyperparameters", "trial_key_schema"), "Trial"),
+        "show_key": "Output",
+    },
+}
+_SECTION_ORDER = ("Scope", "Config", "Trial", "Backfill", "Output", "Other options")
+
+
+class SectionedCommand(click.Command):
+    """Click has no option groups: list the options under Scope / Config / Backfill / Output headings."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            name = param.name or ""
+            section = COMMAND_SECTIONS.get(self.name or "", {}).get(name) or HELP_SECTIONS.get(name, "Other options")
+            sections.setdefault(section, []).append(record)
+        for name in _SECTION_ORDER:
+            if name in sections:
+                title = "Undo" if name == "Backfill" and self.name == "undo" else name  # same options, its own name
+                with formatter.section(f"{title} options" if name != "Other options" else name):
+                    formatter.write_dl(sections[name])
+
+
+class SectionedGroup(click.Group):
+    command_class = SectionedCommand
 
 
 def _renderer(fmt: str) -> Any:
@@ -28,16 +83,20 @@ def _renderer(fmt: str) -> Any:
         from hpohash.render import json_ as mod
     elif fmt == "markdown":
         from hpohash.render import markdown as mod
+    elif fmt == "github":
+        from hpohash.render import github as mod
+    elif fmt == "junit":
+        from hpohash.render import junit as mod
     else:
         from hpohash.render import table as mod
     return mod
 
 
-def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def output_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Callable[..., Any]:
     f = click.option("--verbose", "-v", is_flag=True, help="Show tracebacks and debug detail on errors.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the result.")(f)
     f = click.option(
-        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+        "--format", "fmt", type=click.Choice(formats), default="table", show_default=True, help="Output format."
     )(f)
     return f
 
@@ -86,7 +145,28 @@ def _warn(lines: Sequence[str]) -> None:
         click.echo(f"hpohash: warning: {line}", err=True)
 
 
-def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def _complete_experiment_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Experiment names for shell completion where that is cheap: read from a local SQLite store, no mlflow.
+
+    A tracking server would mean importing mlflow and a request per key press: no suggestions there.
+    """
+    import sqlite3
+
+    uri = ctx.params.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if not uri.startswith("sqlite:///") or not Path(uri[len("sqlite:///") :]).is_file():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{uri[len('sqlite:///') :]}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT name FROM experiments WHERE lifecycle_stage = 'active' ORDER BY name").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+    return [name for (name,) in rows if name.startswith(incomplete)]
+
+
+def store_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Callable[..., Any]:
     """Add the shared store options and hand them to the command as one ``store: StoreArgs``."""
 
     @functools.wraps(f)
@@ -123,17 +203,22 @@ def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
     g = click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")(g)
     g = click.option("--experiment-id", "experiment_ids", multiple=True, help="Experiment id (repeatable).")(g)
     g = click.option(
-        "--experiment-name", "-e", "experiment_names", multiple=True, help="Experiment name (repeatable)."
+        "--experiment-name",
+        "-e",
+        "experiment_names",
+        multiple=True,
+        shell_complete=_complete_experiment_names,
+        help="Experiment name (repeatable; default: MLFLOW_EXPERIMENT_NAME, else MLFLOW_EXPERIMENT_ID).",
     )(g)
     g = click.option(
         "--tracking-uri",
         help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's local sqlite:///mlflow.db).",
     )(g)
-    return output_options(g)
+    return output_options(g, formats)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="hpohash")
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="hpohash")
 def cli() -> None:
     """Audit and repair the study/trial hash and link tags of HPO runs in MLflow.
 
@@ -257,28 +342,64 @@ def _registry(tags_config: str | None) -> Any:
     return load_tags_config(tags_config) if tags_config else TagRegistry()
 
 
-def _load_scope(store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False) -> Any:
+#: MLflow's own defaults for the experiment, in the order ``mlflow`` itself reads them
+EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
+
+
+def with_env_experiment(store: StoreArgs, *, check_all: bool = False) -> tuple[StoreArgs, str | None]:
+    """No -e and no --experiment-id: MLflow's environment variables name the experiment, as for ``mlflow runs``.
+
+    Not with ``--parent-run-id`` (the parent names its own experiment) nor ``--check-all`` (every
+    experiment). Returns the store and the variable used, so an error can name it.
+    """
+    if store.experiment_names or store.experiment_ids or store.parent_run_id or check_all:
+        return store, None
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip()
+    if name:
+        return replace(store, experiment_names=(name,)), "MLFLOW_EXPERIMENT_NAME"
+    eid = os.environ.get("MLFLOW_EXPERIMENT_ID", "").strip()
+    if eid:
+        return replace(store, experiment_ids=(eid,)), "MLFLOW_EXPERIMENT_ID"
+    raise UsageError(
+        "give --experiment-name/-e NAME or --experiment-id ID (or --parent-run-id ID, or --check-all for every "
+        "experiment), or set MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID"
+    )
+
+
+def _load_scope(
+    store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False, check_all: bool = False
+) -> Any:
     """Open the store and read the scope the same way for every command."""
     registry = _registry(store.tags_config)  # a bad tags file fails before any connection is made
+    store, env = with_env_experiment(store, check_all=check_all)
     from hpohash.render.progress import progress_reporter
     from hpohash.study import load_scope
     from hpohash.tracking import Tracking
 
     tracking = Tracking(store.tracking_uri)
-    with progress_reporter(show_progress) as progress:
-        scope = load_scope(
-            tracking,
-            registry,
-            experiment_names=store.experiment_names,
-            experiment_ids=store.experiment_ids,
-            parent_run_id=store.parent_run_id,
-            include_deleted=include_deleted,
-            config_dirs=store.config_dirs,
-            config_history=store.config_history,
-            config_rev=store.config_rev,
-            model_override=store.model,
-            progress=progress,
-        )
+    if check_all and not (store.experiment_names or store.experiment_ids or store.parent_run_id):
+        store = replace(store, experiment_ids=tuple(tracking.all_experiment_ids()))
+        if not store.experiment_ids:
+            raise UsageError(f"--check-all: no experiments at {tracking.display_uri}")
+    try:
+        with progress_reporter(show_progress) as progress:
+            scope = load_scope(
+                tracking,
+                registry,
+                experiment_names=store.experiment_names,
+                experiment_ids=store.experiment_ids,
+                parent_run_id=store.parent_run_id,
+                include_deleted=include_deleted,
+                config_dirs=store.config_dirs,
+                config_history=store.config_history,
+                config_rev=store.config_rev,
+                model_override=store.model,
+                progress=progress,
+            )
+    except UsageError as exc:
+        if env and "not found" in str(exc):
+            raise UsageError(f"{exc} (the experiment {env} names)") from exc
+        raise
     _warn(scope.warnings)
     return tracking, scope
 
@@ -290,15 +411,108 @@ def _interactive(fmt: str, quiet: bool) -> bool:
 # ------------------------------------------------------------------------------------------ verify
 
 
+def _scope_argv(store: StoreArgs, scope: Any) -> list[str]:
+    """The options that name this scope again, for the commands a next step suggests (no credentials)."""
+    from hpohash.tracking import redact_uri
+
+    argv: list[str] = []
+    if store.tracking_uri:
+        argv += ["--tracking-uri", redact_uri(store.tracking_uri)]
+    if store.experiment_names or store.experiment_ids:
+        argv += [a for n in store.experiment_names for a in ("-e", n)]
+        argv += [a for i in store.experiment_ids for a in ("--experiment-id", i)]
+    elif not store.parent_run_id:  # from MLFLOW_EXPERIMENT_NAME/ID or --check-all: the ones holding HPO runs
+        used = {r.experiment_id for s in scope.studies for r in s.members()}
+        used |= {o.run.experiment_id for o in scope.orphans}
+        argv += [a for e in scope.experiments if e.experiment_id in used or not used for a in ("-e", e.name)]
+    if store.parent_run_id:
+        argv += ["--parent-run-id", store.parent_run_id]
+    if store.tags_config:
+        argv += ["--tags-config", store.tags_config]
+    argv += [a for d in store.config_dirs for a in ("--config-dir", d)]
+    if not store.config_history:
+        argv.append("--no-config-history")
+    if store.config_rev:
+        argv += ["--config-rev", store.config_rev]
+    if store.model:
+        argv += ["--model", store.model]
+    return argv
+
+
+def _command(*argv: str) -> str:
+    return " ".join(["hpohash", *(shlex.quote(a) for a in argv)])
+
+
+def _checked_runs(scope: Any) -> tuple[Any, ...]:
+    from hpohash.render import CheckedRun
+    from hpohash.study import PARENT, REFIT, TRIAL
+
+    runs = []
+    for study in scope.studies:
+        pid = study.parent.run_id
+        runs.append(CheckedRun(pid, PARENT, pid))
+        runs += [CheckedRun(r.run_id, TRIAL, pid) for r in study.trials]
+        runs += [CheckedRun(r.run_id, REFIT, pid) for r in study.refits]
+    runs += [CheckedRun(o.run.run_id, o.role, o.parent_ref) for o in scope.orphans]
+    return tuple(runs)
+
+
+def _write_output(path: str, render: Callable[[], None]) -> None:
+    """``-o FILE``: the renderer writes to the file instead of stdout."""
+    import contextlib
+
+    try:
+        with open(path, "w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+            render()
+    except OSError as exc:
+        raise UsageError(f"-o {path}: {exc.strerror or exc}") from exc
+
+
+def _check_output_path(path: str | None) -> None:
+    """Before anything is read: the report can be written where -o points."""
+    if path and (Path(path).is_dir() or not Path(path).resolve().parent.is_dir()):
+        raise UsageError(f"-o {path}: not a file in an existing directory")
+
+
 @cli.command("verify")
-@click.option("--check-all", is_flag=True, help="Check every study of the experiments (the default).")
+@click.option(
+    "--check-all",
+    is_flag=True,
+    help="Every study: of the given experiments, or, with no -e/--experiment-id, of every experiment in the store.",
+)
 @click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
-@store_options
+@click.option(
+    "--select",
+    "select",
+    multiple=True,
+    metavar="CODES",
+    help="Only these codes, by prefix (e.g. HH110,HH12; repeatable).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODES",
+    help="Leave out these codes, by prefix (e.g. HH160; repeatable).",
+)
+@click.option("--statistics", is_flag=True, help="Count findings per code before the summary.")
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    metavar="FILE",
+    help="Write the report (any --format) to FILE; the terminal gets a summary.",
+)
+@functools.partial(store_options, formats=VERIFY_FORMATS)
 def verify_cmd(
     check_all: bool,
     include_deleted: bool,
     strict: bool,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    statistics: bool,
+    output: str | None,
     store: StoreArgs,
     fmt: str,
     quiet: bool,
@@ -308,23 +522,49 @@ def verify_cmd(
 
     \b
     Exit codes: 0 no errors, 1 errors (or warnings with --strict), 2 usage/input error,
-    3 tracking backend failure.
+    3 tracking backend failure. --select/--ignore change which findings count.
     \b
     Examples:
       hpohash verify -e hpohash-demo
+      MLFLOW_EXPERIMENT_NAME=hpohash-demo hpohash verify --statistics
       hpohash verify -e sweeps -e trials --format json
-      hpohash verify --parent-run-id 3f2a... --format markdown >> "$GITHUB_STEP_SUMMARY"
+      hpohash verify -e sweeps --format github             # annotations in a GitHub workflow
+      hpohash verify -e sweeps --format junit -o hpohash.xml   # Azure DevOps, GitLab, Jenkins
+      hpohash verify -e sweeps --ignore HH160
     """
     from hpohash.audit import audit, verify_report
     from hpohash.plan import build_plan
+    from hpohash.render import VerifyContext
+    from hpohash.selection import Selection
 
     if check_all and store.parent_run_id:
         raise UsageError("--check-all and --parent-run-id exclude each other")
-    _, scope = _load_scope(store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet))
+    selection = Selection.parse(select, ignore)
+    _check_output_path(output)
+    _, scope = _load_scope(
+        store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet), check_all=check_all
+    )
     with gc_paused():
-        findings = audit(scope, build_plan(scope))
+        findings = selection.filter(audit(scope, build_plan(scope)))
         report = verify_report(scope, findings)
-    _renderer(fmt).render_verify(report, quiet=quiet)
+    argv = _scope_argv(store, scope)
+    store_argv = argv[:2] if store.tracking_uri else []
+    if store.tags_config:
+        store_argv += ["--tags-config", store.tags_config]
+    ctx = VerifyContext(
+        runs=_checked_runs(scope),
+        backfill_command=_command("backfill", *argv, "--dry-run"),
+        diff_command=_command("diff", *store_argv),
+        statistics=statistics,
+        strict=strict,
+        to_file=output is not None,
+    )
+    renderer = _renderer(fmt)
+    if output:
+        _write_output(output, lambda: renderer.render_verify(report, quiet=quiet, ctx=ctx))
+        _renderer("table").render_verify_summary(report, ctx)
+    else:
+        renderer.render_verify(report, quiet=quiet, ctx=ctx)
     summary = report["summary"]
     if summary["errors"] or (strict and summary["warnings"]):
         return 1
@@ -395,6 +635,7 @@ def backfill_cmd(
     from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
     from hpohash.audit import ERROR, audit, remaining_conflicts
     from hpohash.plan import Plan, build_plan
+    from hpohash.render import BackfillContext
     from hpohash.render.progress import progress_reporter
 
     if exit_code and not dry_run:
@@ -411,12 +652,19 @@ def backfill_cmd(
         plan = Plan(plan.changes, plan.conflicts + remaining_conflicts(findings, plan))
     fixes_errors = any(f.severity == ERROR and f.fixable for f in findings)
     renderer = _renderer(fmt)
+    argv = _scope_argv(store, scope)
+    if trial_key_schema != "auto":
+        argv += ["--trial-key-schema", trial_key_schema]
+    if force:
+        argv.append("--force")
+    undo_argv = argv[:2] if store.tracking_uri else []
+    ctx = BackfillContext(apply_command=_command("backfill", *argv, "--yes"), undo_command=_command("undo", *undo_argv))
     writes = changes_to_writes(plan.changes)
     result = None
     journal_file = None
     if writes and not dry_run:
         if fmt == "table":
-            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True)
+            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True, ctx=ctx)
         _confirm(yes, f"{len(plan.changes)} tags on {len(writes)} runs to {tracking.display_uri}")
         journal = Journal(
             Path(journal_path) if journal_path else default_journal_path(),
@@ -428,7 +676,7 @@ def backfill_cmd(
                 result = write_runs(tracking, writes, journal, workers=workers, progress=progress)
         finally:
             journal.close()
-    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result)
+    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result, ctx=ctx)
     if result is not None and result.backend_failed:
         return 3
     if plan.conflicts or (result is not None and result.failures):

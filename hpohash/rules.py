@@ -6,7 +6,7 @@ is generated from it (a test fails when they differ).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -25,6 +25,8 @@ class Rule:
     fix: str
     explanation: str
     example: str
+    #: a few words for ``--statistics`` and narrow layouts
+    short: str = ""
 
     @property
     def fixable_by_backfill(self) -> bool:
@@ -185,8 +187,31 @@ _RULES = (
     ),
 )  # fmt: skip
 
+_SHORT = {
+    "HH100": "parent has no study_key_hash",
+    "HH101": "parent schema tag missing or not 2.0",
+    "HH102": "parent v2 tag differs from its configs' v2 hash",
+    "HH103": "parent fingerprint tags missing or differ",
+    "HH110": "trial study_key_hash is not the study's v2 hash",
+    "HH111": "trial has no trial_key_hash",
+    "HH112": "trial trial_key_hash is not its v2 trial key",
+    "HH120": "refit study_key_hash is not the study's v2 hash",
+    "HH121": "refit has no link to its trial",
+    "HH122": "refit link names no trial of the study",
+    "HH123": "refit trial_key_hash differs from its trial's",
+    "HH124": "refit artifact not available",
+    "HH125": "parent's refit record names no refit of the study",
+    "HH130": "champion trial resolves to no refit",
+    "HH140": "configs not found",
+    "HH141": "config artifact malformed",
+    "HH142": "no config candidate reproduces the parent hash",
+    "HH143": "model from the shortened code.model tag",
+    "HH150": "parent not in scope",
+    "HH160": "output_dir folder is not the v2 prefix",
+}
+
 #: every finding code, in catalogue order
-RULES: Mapping[str, Rule] = MappingProxyType({r.code: r for r in _RULES})
+RULES: Mapping[str, Rule] = MappingProxyType({r.code: replace(r, short=_SHORT[r.code]) for r in _RULES})
 
 
 def markdown_table(rules: Mapping[str, Rule] = RULES) -> str:

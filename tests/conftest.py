@@ -40,8 +40,10 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
 
 
 #: verify options backfill does not share, or that change verify's exit code on purpose
-_VERIFY_ONLY_FLAGS = {"--check-all", "--quiet", "-q", "--verbose", "-v"}
-_NO_INVARIANT = {"--strict", "--include-deleted"}
+_VERIFY_ONLY_FLAGS = {"--quiet", "-q", "--verbose", "-v", "--statistics"}
+_VERIFY_ONLY_VALUED = {"--format", "-o", "--output"}
+#: options that change which findings verify counts, or which experiments, on purpose
+_NO_INVARIANT = {"--strict", "--include-deleted", "--select", "--ignore", "--check-all"}
 
 
 def _check_verify_backfill_agree(args: list[str], r: Result, capsys: pytest.CaptureFixture[str]) -> None:
@@ -54,7 +56,7 @@ def _check_verify_backfill_agree(args: list[str], r: Result, capsys: pytest.Capt
     for a in it:
         if a in _VERIFY_ONLY_FLAGS:
             continue
-        if a == "--format":
+        if a in _VERIFY_ONLY_VALUED:
             next(it, None)
             continue
         rest.append(a)

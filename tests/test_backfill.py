@@ -223,7 +223,12 @@ def test_table_output(run_cli, builder: Builder) -> None:
     builder.make_legacy(s)
     r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--dry-run"])
     assert r.code == 0
-    assert f"study {s.parent}" in r.out and "dry run: 20 tags on 4 runs would change" in r.out
+    lines = r.out.splitlines()
+    assert lines[0].startswith("study ") and f" · parent {s.parent} · " in lines[0]
+    assert lines[-2:] == [
+        "dry run: 20 tags on 4 runs would change · 0 conflicts · 0 failed",
+        f"apply: hpohash backfill --tracking-uri {builder.uri} -e {name} --yes",
+    ]
     r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--dry-run", "--format", "markdown"])
     assert r.code == 0 and r.out.startswith("## hpohash backfill (dry run)")
 

@@ -19,7 +19,7 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     emit(report)
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: Any = None) -> None:
     emit(report)
 
 
@@ -28,7 +28,7 @@ def render_demo(created: dict[str, Any]) -> None:
 
 
 def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
 ) -> None:
     from hpohash.apply import backfill_report
 
