@@ -148,12 +148,10 @@ def render_backfill(
     )
     _rows_table(out, "failed writes", "bold red", ("run", "error"), [(f["run_id"], f["error"]) for f in r["failures"]])
     s = r["summary"]
-    if dry_run:
-        head = (
-            f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
-            if s["tags_planned"]
-            else "nothing to backfill"
-        )
+    if not s["tags_planned"]:
+        head = "nothing to backfill"
+    elif dry_run:
+        head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
     else:
         head = f"wrote {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
     lines = [f"[bold]{head}[/]", f"conflicts {s['conflicts']} · failed runs {s['runs_failed']}"]
@@ -221,6 +219,16 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
         [(e["run_id"], e["key"], _short(e["journal_new"]), _short(e["current"])) for e in r["skipped"]],
     )
     _rows_table(out, "failed writes", "bold red", ("run", "error"), [(f["run_id"], f["error"]) for f in r["failures"]])
+    _rows_table(
+        out,
+        "cut journal lines (check these tags)",
+        "bold red",
+        ("journal:line", "run", "key", "now", "what it means"),
+        [
+            (f"{c['journal']}:{c['line']}", c["run_id"] or "?", c["key"] or "?", _short(c["current"]), c["message"])
+            for c in r["cut_lines"]
+        ],
+    )
     s = r["summary"]
     if not s["tags_planned"]:
         head = "nothing to undo: every journaled tag already holds its old value (or changed since)"
@@ -230,7 +238,8 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
         head = f"restored {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
     lines = [
         f"[bold]{head}[/]",
-        f"skipped {s['skipped']} · missing runs {s['missing_runs']} · failed {s['runs_failed']}",
+        f"skipped {s['skipped']} · missing runs {s['missing_runs']} · failed {s['runs_failed']}"
+        + (f" · cut journal lines {s['cut_lines']}" if s["cut_lines"] else ""),
     ]
     if journal:
         lines.append(f"journal: {journal}")
