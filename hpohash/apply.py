@@ -74,6 +74,11 @@ class WriteLedger:
     in_flight: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def reset(self) -> None:
+        with self.lock:
+            self.command, self.journal, self.runs_written, self.tags_written = None, None, 0, 0
+            self.in_flight.clear()
+
     def interrupted_message(self) -> str:
         with self.lock:
             runs, tags, flying, journal = self.runs_written, self.tags_written, len(self.in_flight), self.journal
@@ -247,12 +252,18 @@ def changes_to_writes(changes: Iterable[PlannedChange]) -> dict[str, list[TagWri
 
 @dataclass(frozen=True)
 class CutLine:
-    """A journal's last line cut short (the process died while journaling it): reported, never guessed."""
+    """A journal's last line cut short (the process died while journaling it): reported, never guessed.
+
+    ``old`` is known only when the cut came after it (``known_old``); the tag's current value then
+    tells whether the write reached the store.
+    """
 
     line: int
     text: str
     run_id: str | None
     key: str | None
+    old: str | None = None
+    known_old: bool = False
 
 
 @dataclass(frozen=True)
@@ -266,6 +277,21 @@ class JournalFile:
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,256}$")
 _CUT_RUN_ID = re.compile(r'"run_id"\s*:\s*"([A-Za-z0-9_\-]{1,256})"')
 _CUT_KEY = re.compile(r'"key"\s*:\s*"([\w\-./: ]{1,250})"')
+_CUT_OLD = re.compile(r'"old"\s*:\s*(null|"(?:[^"\\]|\\.)*")\s*,')
+
+
+def _cut_line(n: int, line: str) -> CutLine:
+    run_id, key, old = _CUT_RUN_ID.search(line), _CUT_KEY.search(line), _CUT_OLD.search(line)
+    old_value: str | None = None
+    known = False
+    if old:
+        try:
+            decoded = json.loads(old.group(1))
+        except ValueError:
+            decoded = 0
+        if decoded is None or isinstance(decoded, str):
+            old_value, known = decoded, True
+    return CutLine(n, line[:200], run_id.group(1) if run_id else None, key.group(1) if key else None, old_value, known)
 
 
 def read_journal(path: str | Path) -> JournalFile:
@@ -298,8 +324,7 @@ def read_journal(path: str | Path) -> JournalFile:
             obj = load_json(line)
         except json.JSONDecodeError as exc:
             if n == last and header is not None:
-                run_id, key = _CUT_RUN_ID.search(line), _CUT_KEY.search(line)
-                cut = CutLine(n, line[:200], run_id.group(1) if run_id else None, key.group(1) if key else None)
+                cut = _cut_line(n, line)
                 break  # the line the process was writing when it died
             if header is None:
                 raise UsageError(f"{where}:{n}: not an hpohash journal (no header line)") from exc
@@ -338,25 +363,30 @@ class UndoPlan:
 
 
 def _cut_report(jf: JournalFile, current: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
-    """A cut line's run was never written (a run is written only once its journal lines are complete);
-    the tag's current value is shown so a person can confirm it."""
+    """What a cut last line means, judged by the tag's current value (the journal cannot say)."""
     cut = jf.cut
     assert cut is not None
+    head = f"journal {jf.path}:{cut.line}: last line is cut (the process died while journaling it)"
     tags = current.get(cut.run_id or "")
     now = tags.get(cut.key) if tags is not None and cut.key else None
-    if cut.run_id and cut.key and tags is not None:
-        what = f"run {cut.run_id} {cut.key} was not written by that journal's command (it now holds {now!r})"
-    elif cut.run_id:
-        what = f"run {cut.run_id}: the cut entry's tag cannot be read back"
+    if not (cut.run_id and cut.key):
+        what = "it names no run and tag that can be checked"
+    elif tags is None:
+        what = f"run {cut.run_id} cannot be read back"
+    elif cut.known_old and now == cut.old:
+        what = f"run {cut.run_id} {cut.key} still holds its old value {now!r}: that write never reached the store"
+    elif cut.known_old:
+        what = f"run {cut.run_id} {cut.key} now holds {now!r}, not its old value {cut.old!r}: check it by hand"
     else:
-        what = "the cut entry names no run that can be read back"
+        what = f"run {cut.run_id} {cut.key} now holds {now!r}; the line ends before its old value: check it by hand"
     return {
         "journal": str(jf.path),
         "line": cut.line,
         "run_id": cut.run_id,
         "key": cut.key,
+        "old": cut.old if cut.known_old else None,
         "current": now,
-        "message": f"journal {jf.path}:{cut.line}: last line is cut (the process died while journaling); {what}",
+        "message": f"{head}; {what}",
     }
 
 

@@ -617,6 +617,9 @@ def _interrupted() -> int:
 
 def _run(args: list[str]) -> int:
     verbose = "--verbose" in args or "-v" in args
+    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    if ledger is not None:  # one command per call, even when called in-process many times
+        ledger.reset()
     try:
         rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
     except click.exceptions.Abort as exc:

@@ -274,7 +274,13 @@ class Tracking:
             repo = self._artifact_repo(run)
             infos = repo.list_artifacts(ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, f"listing artifacts of run {run_id}") from exc
+            err = _classify(exc, f"listing artifacts of run {run_id}")
+            if isinstance(err, BackendError):
+                raise err from exc
+            # the store refused this run's config/ (a symlink out of the artifact root, say): a finding
+            # for this study (reported once, under the first required config), not the end of the scan
+            reason = f"cannot list the {ARTIFACT_DIR}/ artifacts: {redact(_one_line(getattr(exc, 'message', exc)))}"
+            return {cfg.REQUIRED[0]: cfg.ConfigError(f"run {run_id} artifact {ARTIFACT_DIR}/", reason)}
         by_name: dict[str, Any] = {}
         for info in infos:
             if info.is_dir:

@@ -24,6 +24,12 @@ class Result:
     err: str
 
 
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests leave no trace: default journals (``.hpohash/``) and MLflow's ``mlflow.db`` land in tmp."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def run_cli(capsys: pytest.CaptureFixture[str]):
     """Run the CLI in-process and return (exit code, stdout, stderr)."""
