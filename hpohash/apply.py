@@ -101,10 +101,14 @@ def check_journal_path(path: str | Path) -> None:
     """Before anything is read: a journal is never overwritten, and its directory must be creatable."""
     p = Path(path)
     where = f"--journal {p}"
-    if p.exists() or p.is_symlink():
-        raise UsageError(f"{where}: already exists; journals are never overwritten")
     if len(p.name.encode("utf-8", "surrogateescape")) > 255:
         raise UsageError(f"{where}: cannot create: file name too long")
+    try:
+        exists = p.exists() or p.is_symlink()
+    except OSError as exc:  # a path too long as a whole, a loop of symlinks…
+        raise UsageError(f"{where}: cannot create: {exc.strerror or exc}") from exc
+    if exists:
+        raise UsageError(f"{where}: already exists; journals are never overwritten")
     ancestor = p.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -117,7 +117,7 @@ def load_tags_config(path: str | Path) -> TagRegistry:
     """
     import yaml
 
-    from hpohash.limits import LimitError, load_yaml, read_bounded
+    from hpohash.limits import LimitError, check_value, load_yaml, read_bounded
 
     p = Path(path)
     where = f"--tags-config {p}"
@@ -135,6 +135,7 @@ def load_tags_config(path: str | Path) -> TagRegistry:
         raise UsageError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         doc = load_yaml(text)
+        check_value(doc)
     except yaml.YAMLError as exc:
         raise UsageError(f"{where}: not valid YAML: {_one_line(exc)}") from exc
     except LimitError as exc:
