@@ -616,3 +616,27 @@ def test_shortened_model_warning_and_tags_config_keys(run_cli, builder: Builder,
     assert hh140["message"] == (
         "no model: no code.backbone_full tag, backbone param or code.model_short tag; pass --model"
     )
+
+
+def test_markup_in_data_prints_as_text(run_cli, builder: Builder, tmp_path: Path) -> None:
+    """Rich markup in an experiment name, a tag value or --model is data: printed, never a crash."""
+    exp, name = builder.experiment("[/bold]x")
+    s = builder.study(exp)
+    builder.set(s.trials[0], code__study_key_hash="[/bold][red]x")
+    builder.set(s.refit, code__refit__of_trial_run_id="[/x]")
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name])
+    assert r.code == 1 and r.err == "" and f"experiments: {name}" in r.out and "[/bold][red]" in r.out
+    r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--yes", "--force", "--journal",
+                 str(tmp_path / "j")])  # fmt: skip
+    assert r.code == 0 and r.err == "" and "[/x]" in r.out
+    r = run_cli(["undo", str(tmp_path / "j"), "--tracking-uri", builder.uri, "--yes"])
+    assert r.code == 0 and r.err == ""
+    r = run_cli(["hash", "--config-dir", str(write_case_dir_for(tmp_path)), "--model", "[/m]"])
+    assert r.code == 0 and "model [/m]" in r.out
+
+
+def write_case_dir_for(tmp_path: Path) -> Path:
+    from tests.conftest import write_case_dir
+
+    write_case_dir("c01_realistic.yaml", tmp_path / "cfg")
+    return tmp_path / "cfg"

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -27,15 +28,24 @@ def console(stderr: bool = False) -> Console:
     return c
 
 
+class _Markup(str):
+    """A cell that is Rich markup on purpose; every other cell is escaped: run names, tag values and
+    experiment names are data, and ``[/x]`` in one must print, not crash the renderer."""
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, _Markup) else escape(str(value))
+
+
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     out = console()
-    t = Table(title=f"hpohash hash — model {report['model']}", show_header=True, header_style="bold")
+    t = Table(title=f"hpohash hash — model {escape(report['model'])}", show_header=True, header_style="bold")
     t.add_column("field")
     t.add_column("value", overflow="fold")
     t.add_row("study_key_hash (v2)", f"[bold green]{report['study_key_hash']}[/]")
     t.add_row("data_fingerprint", report["data_fingerprint"])
     t.add_row("eval_fingerprint", report["eval_fingerprint"])
-    t.add_row("eval_config", json.dumps(report["eval_config"], sort_keys=True))
+    t.add_row("eval_config", escape(json.dumps(report["eval_config"], sort_keys=True, ensure_ascii=False)))
     for s, h in report["study_key_hash_v1"].items():
         t.add_row(f"study_key_hash_v1 ({s})", h)
     for s, h in report["study_family_hash"].items():
@@ -46,7 +56,7 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
         tt.add_column("hyperparameters", overflow="fold")
         tt.add_column(f"trial_key_hash (schema {report['trials'][0]['trial_key_schema']})", overflow="fold")
         for trial in report["trials"]:
-            tt.add_row(json.dumps(trial["hyperparameters"], sort_keys=True), trial["trial_key_hash"])
+            tt.add_row(escape(json.dumps(trial["hyperparameters"], sort_keys=True)), trial["trial_key_hash"])
         out.print(tt)
     if show_key:
         out.print("canonical v2 study key:")
@@ -69,7 +79,7 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
         Panel(
             f"[bold]{headline}[/], {s['warnings']} warning(s)\n"
             f"studies {s['studies']} · trials {s['trials']} · refits {s['refits']}\n"
-            f"experiments: {', '.join(report['experiments'])} · store: {report['tracking_uri']}",
+            f"experiments: {escape(', '.join(report['experiments']))} · store: {escape(report['tracking_uri'])}",
             title="hpohash verify",
             border_style=style,
             expand=False,
@@ -89,11 +99,11 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
         t.add_column("warnings", justify="right")
         same = st["study_key_hash"] and st["study_key_hash"] == st["recomputed_study_key_hash"]
         t.add_row(
-            f"{st['model'] or '—'}\n[dim]{st['model_source'] or ''}[/]",
+            f"{escape(st['model'] or '—')}\n[dim]{escape(st['model_source'] or '')}[/]",
             str(st["trials"]),
             str(st["refits"]),
-            _short(st["study_key_hash"]),
-            ("[green]" if same else "[yellow]") + _short(st["recomputed_study_key_hash"]) + "[/]",
+            escape(_short(st["study_key_hash"])),
+            ("[green]" if same else "[yellow]") + escape(_short(st["recomputed_study_key_hash"])) + "[/]",
             f"[red]{st['errors']}[/]" if st["errors"] else "0",
             f"[yellow]{st['warnings']}[/]" if st["warnings"] else "0",
         )
@@ -114,7 +124,8 @@ def _findings_table(out: Console, findings: list[dict[str, Any]]) -> None:
     t.add_column("fixable")
     for f in findings:
         sev = "[red]error[/]" if f["severity"] == "error" else "[yellow]warning[/]"
-        t.add_row(f["code"], sev, f["run_id"], f["stage"], f["message"], "yes" if f["fixable"] else "no")
+        fixable = "yes" if f["fixable"] else "no"
+        t.add_row(f["code"], sev, escape(f["run_id"]), f["stage"], escape(f["message"]), fixable)
     out.print(t)
 
 
@@ -156,7 +167,7 @@ def render_backfill(
         head = f"wrote {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
     lines = [f"[bold]{head}[/]", f"conflicts {s['conflicts']} · failed runs {s['runs_failed']}"]
     if journal:
-        lines.append(f"journal: {journal}  (undo: hpohash undo {journal})")
+        lines.append(escape(f"journal: {journal}  (undo: hpohash undo {journal})"))
     ok = not s["conflicts"] and not s["runs_failed"]
     out.print(Panel("\n".join(lines), title="hpohash backfill", border_style="green" if ok else "yellow", expand=False))
 
@@ -175,7 +186,13 @@ def _plan_tables(out: Console, scope: Any, changes: list[dict[str, Any]]) -> Non
             "bold",
             ("run", "stage", "key", "old → new", "reason"),
             [
-                (rid, c["stage"], c["key"], f"{_short(c['old'])} → [green]{_short(c['new'])}[/]", c["reason"])
+                (
+                    rid,
+                    c["stage"],
+                    c["key"],
+                    _Markup(f"{escape(_short(c['old']))} → [green]{escape(_short(c['new']))}[/]"),
+                    c["reason"],
+                )
                 for rid in members
                 for c in by_run[rid]
             ],
@@ -185,11 +202,11 @@ def _plan_tables(out: Console, scope: Any, changes: list[dict[str, Any]]) -> Non
 def _rows_table(out: Console, title: str, style: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    t = Table(title=title, title_justify="left", header_style=style)
+    t = Table(title=escape(title), title_justify="left", header_style=style)
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(_cell(c) for c in row))
     out.print(t)
 
 
@@ -205,7 +222,12 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
             "bold",
             ("run", "key", "now", "restored to"),
             [
-                (c["run_id"], c["key"], _short(c["old"]), "[dim](deleted)[/]" if c["new"] is None else _short(c["new"]))
+                (
+                    c["run_id"],
+                    c["key"],
+                    _short(c["old"]),
+                    _Markup("[dim](deleted)[/]") if c["new"] is None else _short(c["new"]),
+                )
                 for c in r["changes"]
             ],
         )
@@ -242,7 +264,7 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
         + (f" · cut journal lines {s['cut_lines']}" if s["cut_lines"] else ""),
     ]
     if journal:
-        lines.append(f"journal: {journal}")
+        lines.append(escape(f"journal: {journal}"))
     out.print(Panel("\n".join(lines), title="hpohash undo", expand=False))
 
 
@@ -261,19 +283,18 @@ def render_diff(report: dict[str, Any]) -> None:
         verdict += ", [green]same trial[/]" if report["same_trial"] else ", [red]different trials[/]"
     head = Table(title=f"hpohash diff — {verdict}", title_justify="left", header_style="bold")
     head.add_column("")
-    head.add_column(a["label"], overflow="fold")
-    head.add_column(b["label"], overflow="fold")
-    head.add_row("model", a["model"] or "—", b["model"] or "—")
-    head.add_row("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"]))
-    head.add_row("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"]))
-    head.add_row(
-        "study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])
-    )
-    head.add_row("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"]))
-    head.add_row(
-        "trial hash (recomputed)", _short(a["recomputed_trial_key_hash"]), _short(b["recomputed_trial_key_hash"])
-    )
-    head.add_row("cause", a["cause"] or "—", b["cause"] or "—")
+    head.add_column(escape(a["label"]), overflow="fold")
+    head.add_column(escape(b["label"]), overflow="fold")
+    for label, field, shorten in (
+        ("model", "model", False),
+        ("study hash (claimed)", "study_key_hash", True),
+        ("study hash (stored)", "stored_study_key_hash", True),
+        ("study hash (recomputed v2)", "recomputed_study_key_hash", True),
+        ("trial hash (claimed)", "trial_key_hash", True),
+        ("trial hash (recomputed)", "recomputed_trial_key_hash", True),
+        ("cause", "cause", False),
+    ):
+        head.add_row(label, *(escape(_short(x[field]) if shorten else (x[field] or "—")) for x in (a, b)))
     out.print(head)
     if report["differences"]:
         _rows_table(
@@ -289,4 +310,4 @@ def render_diff(report: dict[str, Any]) -> None:
             + ("." if same_study else ": the claims differ because of how a stored hash was made (see cause).")
         )
     for note in report["notes"]:
-        out.print(f"[yellow]note:[/] {note}")
+        out.print(f"[yellow]note:[/] {escape(note)}")
