@@ -261,7 +261,7 @@ def verify_cmd(
 
     \b
     Exit codes: 0 no errors, 1 errors (or warnings with --strict), 2 usage/input error,
-    3 tracking backend failure.
+    3 tracking backend failure, 4 internal error (a bug), 130 interrupted.
     \b
     Examples:
       hpohash verify -e hpohash-demo
@@ -340,7 +340,8 @@ def backfill_cmd(
 
     \b
     Exit codes: 0 done (or dry run), 1 conflicts or failed writes remain (or, with --exit-code,
-    the dry run found changes), 2 usage/input error, 3 tracking backend failure.
+    the dry run found changes), 2 usage/input error, 3 tracking backend failure, 4 internal error,
+    130 interrupted (it says what was written and where the journal is).
     \b
     Examples:
       hpohash backfill -e hpohash-demo --dry-run
