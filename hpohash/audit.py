@@ -97,7 +97,14 @@ def audit(scope: Scope, plan: Plan) -> list[Finding]:
         _audit_study(scope, study, plan, out)
     for orphan in scope.orphans:
         ref = orphan.parent_ref
-        where = f"names parent {ref}, which is not in the scanned experiments" if ref else "names no parent run"
+        if not ref:
+            where = "names no parent run"
+        elif ref == orphan.run.run_id:
+            where = "names itself as its parent: a lineage loop"
+        elif ref in scope.index:
+            where = f"names parent {ref}, which is not a study's parent run (a lineage loop or a wrong link)"
+        else:
+            where = f"names parent {ref}, which is not in the scanned experiments"
         out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
     return out.items
 
@@ -115,11 +122,12 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
     recomputed = study.recomputed_hash
 
     # -- configs
+    refit_ids = {r.run_id for r in study.refits}
     for problem in study.config_problems:
         out.add(
             "HH141",
             scope.index.get(problem.run_id, parent),
-            PARENT if problem.run_id == pid else TRIAL,
+            PARENT if problem.run_id == pid else (REFIT if problem.run_id in refit_ids else TRIAL),
             pid,
             f"config {problem.where} is malformed: {problem.reason}",
         )
@@ -152,7 +160,16 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             parent,
             PARENT,
             pid,
-            "no model: no code.backbone tag, backbone param or code.model tag; pass --model",
+            f"no model: no {reg.key('backbone')} tag, backbone param or {reg.key('model')} tag; pass --model",
+        )
+    if study.model and (study.model_source or "").startswith(f"tag:{reg.key('model')} "):
+        out.add(
+            "HH143",
+            parent,
+            PARENT,
+            pid,
+            f"model '{study.model}' comes from {study.model_source}: the pipeline writes a shortened name "
+            f"there, so the study key may use a longer one; set the {reg.key('backbone')} tag on the parent if it does",
         )
 
     # -- parent

@@ -18,7 +18,15 @@ from typing import Any
 import click
 
 from hpohash import __version__
-from hpohash.errors import EXIT_BACKEND, EXIT_FINDINGS, EXIT_USAGE, HpohashError, UsageError
+from hpohash.errors import (
+    EXIT_BACKEND,
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    HpohashError,
+    UsageError,
+)
 from hpohash.perf import gc_paused
 
 FORMATS = ("table", "json", "markdown")
@@ -234,14 +242,19 @@ def cli() -> None:
 
 
 def _parse_hyperparameters(values: Sequence[str]) -> list[dict[str, Any]]:
+    from hpohash.limits import LimitError, check_value, load_json
+
     out = []
     for i, text in enumerate(values, 1):
         try:
-            hp = json.loads(text)
+            hp = load_json(text)
+            if not isinstance(hp, dict):
+                raise UsageError(f"--hyperparameters #{i}: expected a JSON object, got {type(hp).__name__}")
+            check_value(hp)
         except json.JSONDecodeError as exc:
             raise UsageError(f"--hyperparameters #{i}: not valid JSON: {exc}") from exc
-        if not isinstance(hp, dict):
-            raise UsageError(f"--hyperparameters #{i}: expected a JSON object, got {type(hp).__name__}")
+        except LimitError as exc:
+            raise UsageError(f"--hyperparameters #{i}: {exc}") from exc
         out.append(hp)
     return out
 
@@ -522,7 +535,8 @@ def verify_cmd(
 
     \b
     Exit codes: 0 no errors, 1 errors (or warnings with --strict), 2 usage/input error,
-    3 tracking backend failure. --select/--ignore change which findings count.
+    3 tracking backend failure, 4 internal error (a bug), 130 interrupted.
+    --select/--ignore change which findings count.
     \b
     Examples:
       hpohash verify -e hpohash-demo
@@ -585,9 +599,11 @@ def _confirm(yes: bool, what: str) -> None:
 
 
 def _check_journal_path(path: str | None) -> None:
-    """Before anything is read: a journal is never overwritten."""
-    if path and Path(path).exists():
-        raise UsageError(f"--journal {path}: already exists; journals are never overwritten")
+    """Before anything is read: a journal is never overwritten, and its place must be creatable."""
+    if path:
+        from hpohash.apply import check_journal_path
+
+        check_journal_path(path)
 
 
 @cli.command("backfill")
@@ -625,7 +641,8 @@ def backfill_cmd(
 
     \b
     Exit codes: 0 done (or dry run), 1 conflicts or failed writes remain (or, with --exit-code,
-    the dry run found changes), 2 usage/input error, 3 tracking backend failure.
+    the dry run found changes), 2 usage/input error, 3 tracking backend failure, 4 internal error,
+    130 interrupted (it says what was written and where the journal is).
     \b
     Examples:
       hpohash backfill -e hpohash-demo --dry-run
@@ -676,7 +693,7 @@ def backfill_cmd(
                 result = write_runs(tracking, writes, journal, workers=workers, progress=progress)
         finally:
             journal.close()
-    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result, ctx=ctx)
+    renderer.render_backfill(scope, plan, dry_run=dry_run, journal=journal_file, result=result, ctx=ctx)
     if result is not None and result.backend_failed:
         return 3
     if plan.conflicts or (result is not None and result.failures):
@@ -728,7 +745,7 @@ def undo_cmd(
             f"journal was written against {', '.join(sorted(str(u) for u in uris))}, not {tracking.display_uri}: "
             "pass the same --tracking-uri"
         )
-    run_ids = [e.run_id for f in files for e in f.entries]
+    run_ids = [e.run_id for f in files for e in f.entries] + [f.cut.run_id for f in files if f.cut and f.cut.run_id]
     current = {rid: r.tags for rid, r in tracking.runs_by_id(run_ids).items()}
     plan = plan_undo(files, current)
     renderer = _renderer(fmt)
@@ -752,7 +769,7 @@ def undo_cmd(
     renderer.render_undo(plan, dry_run=dry_run or not plan.writes, journal=journal_file, result=result)
     if result is not None and result.backend_failed:
         return 3
-    if plan.skipped or plan.missing_runs or (result is not None and result.failures):
+    if plan.skipped or plan.missing_runs or plan.cut or (result is not None and result.failures):
         return 1
     return 0
 
@@ -875,34 +892,105 @@ def demo_cmd(tracking_uri: str | None, fmt: str, quiet: bool, verbose: bool) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code; every error becomes one line on stderr."""
+    """Run the CLI and return its exit code; every error becomes one line on stderr.
+
+    stdout and stderr pass through :func:`hpohash.redact.redact` for the whole command, so no
+    credential from the tracking URI or the environment is printed by hpohash, MLflow or a traceback.
+    """
+    from hpohash import redact as rd
+
     args = list(sys.argv[1:] if argv is None else argv)
+    rd.add_env_secrets()
+    for i, arg in enumerate(args):
+        if arg == "--tracking-uri" and i + 1 < len(args):
+            rd.add_uri_secrets(args[i + 1])
+        elif arg.startswith("--tracking-uri="):
+            rd.add_uri_secrets(arg.split("=", 1)[1])
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = rd.RedactingStream(out), rd.RedactingStream(err)  # type: ignore[assignment]
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _say(line: str) -> None:
+    from hpohash.redact import redact
+
+    sys.stderr.write(redact(line) + "\n")
+    sys.stderr.flush()
+
+
+def _traceback(exc: BaseException) -> None:
+    """``--verbose``: the traceback (redacted), then the same one line and exit code as without it."""
+    import traceback
+
+    _say("".join(traceback.format_exception(exc)).rstrip("\n"))
+
+
+def _is_backend_failure(exc: BaseException) -> bool:
+    """An exception from MLflow or the HTTP stack that escaped classification: the backend, not a bug."""
+    kinds: list[type] = [ConnectionError, TimeoutError]
+    for module, name in (
+        ("mlflow.exceptions", "MlflowException"),
+        ("requests.exceptions", "RequestException"),
+        ("sqlalchemy.exc", "SQLAlchemyError"),
+    ):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            kinds.append(cls)
+    return isinstance(exc, tuple(kinds))
+
+
+def _interrupted() -> int:
+    """Ctrl-C: say what was written, where the journal is, and how to finish or go back."""
+    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    _say("hpohash: " + (ledger.interrupted_message() if ledger is not None else "interrupted: nothing written"))
+    return EXIT_INTERRUPTED
+
+
+def _run(args: list[str]) -> int:
     verbose = "--verbose" in args or "-v" in args
+    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    if ledger is not None:  # one command per call, even when called in-process many times
+        ledger.reset()
     try:
         rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("hpohash: aborted: nothing written", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            if verbose:
+                _traceback(exc)
+            return _interrupted()
+        _say("hpohash: aborted: nothing written")
         return EXIT_FINDINGS
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
         if verbose:
-            raise
-        click.echo(f"hpohash: error: {exc.format_message()}", err=True)
+            _traceback(exc)
+        _say(f"hpohash: error: {exc.format_message()}")
         return EXIT_USAGE
     except HpohashError as exc:
         if verbose:
-            raise
-        click.echo(f"hpohash: error: {exc}", err=True)
+            _traceback(exc)
+        _say(f"hpohash: error: {exc}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("hpohash: interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as exc:
+        if verbose:
+            _traceback(exc)
+        return _interrupted()
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if verbose:
-            raise
-        click.echo(f"hpohash: internal error: {type(exc).__name__}: {exc} (rerun with --verbose)", err=True)
-        return EXIT_BACKEND
+            _traceback(exc)
+        text = " ".join(str(exc).split())[:300]
+        if _is_backend_failure(exc):
+            _say(f"hpohash: error: tracking backend failed: {type(exc).__name__}: {text}")
+            return EXIT_BACKEND
+        _say(
+            f"hpohash: internal error: {type(exc).__name__}: {text} — a bug in hpohash, please report it"
+            + ("" if verbose else " (rerun with --verbose for the traceback)")
+        )
+        return EXIT_INTERNAL
     return int(rv or 0)
 
 

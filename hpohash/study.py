@@ -230,14 +230,20 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         role(run_id)
 
     def study_parent(run: RunRecord) -> str | None:
-        for ref in _refs(run, reg):
+        """Follow parent links up to a parent run; a link loop (a run naming itself) ends in None."""
+        seen = {run.run_id}
+        stack = [iter(_refs(run, reg))]  # depth first, refs in SPEC order, without recursion
+        while stack:
+            ref = next(stack[-1], None)
+            if ref is None:
+                stack.pop()
+                continue
             r = roles.get(ref)
             if r == PARENT:
                 return ref
-            if r in (TRIAL, REFIT) and ref in runs:
-                inner = study_parent(runs[ref])
-                if inner:
-                    return inner
+            if r in (TRIAL, REFIT) and ref in runs and ref not in seen:
+                seen.add(ref)
+                stack.append(iter(_refs(runs[ref], reg)))
         return None
 
     for run_id, r in roles.items():
@@ -270,6 +276,8 @@ def load_scope(
     disk = open_sources(config_dirs, history=config_history, rev=config_rev)
     if parent_run_id:
         parent = tracking.get_run(parent_run_id)
+        if parent.deleted and not include_deleted:
+            raise UsageError(f"--parent-run-id {parent_run_id}: the run is deleted; pass --include-deleted to check it")
         exps = tracking.resolve_experiments(experiment_names, experiment_ids)
         if not exps:
             exps = [Experiment(parent.experiment_id, tracking.experiment_name(parent.experiment_id))]
@@ -489,12 +497,13 @@ def _use_configs(study: Study, configs: cfg.ConfigSet, origin: src.Origin) -> No
 def _resolve_model(study: Study, reg: TagRegistry, override: str | None) -> None:
     """SPEC §4 order: backbone tag (run, parent), backbone param (any trial), ``code.model``, ``--model``."""
     children = [*study.trials, *study.refits]
-    candidates: list[tuple[str | None, str]] = [(reg.read(study.parent.tags, "backbone"), "tag:code.backbone (parent)")]
-    candidates += [(reg.read(r.tags, "backbone"), f"tag:code.backbone (run {r.run_id})") for r in children]
+    backbone, model = reg.key("backbone"), reg.key("model")
+    candidates: list[tuple[str | None, str]] = [(reg.read(study.parent.tags, "backbone"), f"tag:{backbone} (parent)")]
+    candidates += [(reg.read(r.tags, "backbone"), f"tag:{backbone} (run {r.run_id})") for r in children]
     candidates.append((study.parent.params.get("backbone"), "param:backbone (parent)"))
     candidates += [(r.params.get("backbone"), f"param:backbone (run {r.run_id})") for r in children]
-    candidates.append((reg.read(study.parent.tags, "model"), "tag:code.model (parent; shortened name)"))
-    candidates += [(reg.read(r.tags, "model"), f"tag:code.model (run {r.run_id}; shortened name)") for r in children]
+    candidates.append((reg.read(study.parent.tags, "model"), f"tag:{model} (parent; shortened name)"))
+    candidates += [(reg.read(r.tags, "model"), f"tag:{model} (run {r.run_id}; shortened name)") for r in children]
     candidates.append((override, "--model"))
     for value, source in candidates:
         if value and value.strip():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +18,35 @@ VECTORS = Path(__file__).parent / "reference_vectors"
 
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
+# Hypothesis keeps caches (unicode tables, constants) under ./.hypothesis unless told otherwise
+_HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="hpohash-hypothesis-")
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", _HYPOTHESIS_DIR)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_HYPOTHESIS_DIR, ignore_errors=True)
+
 
 @dataclass
 class Result:
     code: int
     out: str
     err: str
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path) -> Iterator[None]:
+    """Tests leave no trace: default journals (``.hpohash/``) and MLflow's ``mlflow.db`` land in tmp.
+
+    Not ``monkeypatch.chdir``: a test's ``monkeypatch.undo()`` would take the working directory back
+    to the repository with it.
+    """
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture
@@ -102,7 +127,9 @@ def c01_dir(tmp_path: Path) -> Path:
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-settings.register_profile("hpohash", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+settings.register_profile(
+    "hpohash", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150, database=None
+)  # no example database: tests leave no .hypothesis/ behind
 settings.load_profile("hpohash")
 
 

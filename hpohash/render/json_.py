@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -10,9 +11,27 @@ from hpohash.render import write_stdout
 
 
 def emit(obj: Any) -> None:
-    """Indented for a person at a terminal; one line otherwise (C encoder: 10,000 runs' findings fast)."""
+    """Indented for a person at a terminal; one line otherwise (C encoder: 10,000 runs' findings fast).
+
+    Always strict JSON: a float JSON cannot express (a ``nan`` param typed through a float search
+    space) is written as its string instead of the ``NaN`` token strict parsers reject.
+    """
     indent = 2 if sys.stdout.isatty() else None
-    write_stdout(json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    try:
+        text = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+    write_stdout(text + "\n")
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return repr(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:

@@ -199,6 +199,8 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
                 ],
             )
         )
+    if r["cut_lines"]:
+        parts += ["", "### cut journal lines", "", "\n".join(f"- {c['message']}" for c in r["cut_lines"])]
     emit("\n".join(parts))
 
 

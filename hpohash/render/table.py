@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -125,7 +126,7 @@ def _findings_tables(out: Console, report: dict[str, Any], *, quiet: bool) -> No
         t.add_column("fixable", no_wrap=True)
         for f in fs:
             code = f"[red]{f['code']}[/]" if f["severity"] == "error" else f"[yellow]{f['code']}[/] (warning)"
-            t.add_row(f["run_id"], code, f["stage"], text.brief(f, v2), "yes" if f["fixable"] else "no")
+            t.add_row(f["run_id"], code, f["stage"], escape(text.brief(f, v2)), "yes" if f["fixable"] else "no")
         out.print(t)
 
 
@@ -174,12 +175,10 @@ def render_backfill(
             lines.append(f"  {f['run_id']}")
             lines += text.wrap(f["error"], width, indent=4, hanging=6)
     s = r["summary"]
-    if dry_run:
-        head = (
-            f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
-            if s["tags_planned"]
-            else "nothing to backfill"
-        )
+    if not s["tags_planned"]:
+        head = "nothing to backfill"
+    elif dry_run:
+        head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
     else:
         head = f"wrote {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
     lines += ([""] if lines else []) + text.join_wrap(
@@ -222,14 +221,20 @@ def plan_lines(scope: Any, changes: list[dict[str, Any]], width: int | None) -> 
     return lines
 
 
+def _cell(value: Any) -> str:
+    """A table cell from data (run names, tag values, experiment names): ``[/x]`` in one must print,
+    not be read as Rich markup."""
+    return escape(str(value))
+
+
 def _rows_table(out: Console, title: str, style: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    t = Table(title=title, title_justify="left", header_style=style)
+    t = Table(title=escape(title), title_justify="left", header_style=style)
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(_cell(c) for c in row))
     out.print(t)
 
 
@@ -267,6 +272,11 @@ def render_undo(
         for f in r["failures"]:
             lines.append(f"  {f['run_id']}")
             lines += text.wrap(f["error"], width, indent=4, hanging=6)
+    if r["cut_lines"]:
+        lines += ([""] if lines else []) + ["cut journal lines (check these tags):"]
+        for c in r["cut_lines"]:
+            lines.append(f"  {c['journal']}:{c['line']}")
+            lines += text.wrap(c["message"], width, indent=4, hanging=6)
     s = r["summary"]
     if not s["tags_planned"]:
         head = "nothing to undo: every journaled tag already holds its old value (or changed since)"
@@ -274,9 +284,10 @@ def render_undo(
         head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would be restored"
     else:
         head = f"restored {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
-    lines += ([""] if lines else []) + text.join_wrap(
-        [head, f"skipped {s['skipped']}", f"missing runs {s['missing_runs']}", f"failed {s['runs_failed']}"], width
-    )
+    totals = [head, f"skipped {s['skipped']}", f"missing runs {s['missing_runs']}", f"failed {s['runs_failed']}"]
+    if s["cut_lines"]:
+        totals.append(f"cut journal lines {s['cut_lines']}")
+    lines += ([""] if lines else []) + text.join_wrap(totals, width)
     if journal:
         lines.append(f"journal: {journal}")
     print_lines(out, lines)
@@ -301,17 +312,17 @@ def render_diff(report: dict[str, Any]) -> None:
     head.add_column("")
     head.add_column("a", overflow="fold")
     head.add_column("b", overflow="fold")
-    head.add_row("model", a["model"] or "—", b["model"] or "—")
-    head.add_row("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"]))
-    head.add_row("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"]))
-    head.add_row(
-        "study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])
-    )
-    head.add_row("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"]))
-    head.add_row(
-        "trial hash (recomputed)", _short(a["recomputed_trial_key_hash"]), _short(b["recomputed_trial_key_hash"])
-    )
-    head.add_row("cause", a["cause"] or "—", b["cause"] or "—")
+    rows = [
+        ("model", a["model"] or "—", b["model"] or "—"),
+        ("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"])),
+        ("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"])),
+        ("study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])),
+        ("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"])),
+        ("trial hash (recomputed)", _short(a["recomputed_trial_key_hash"]), _short(b["recomputed_trial_key_hash"])),
+        ("cause", a["cause"] or "—", b["cause"] or "—"),
+    ]
+    for row in rows:  # tag values and model names are data: escaped, never read as Rich markup
+        head.add_row(*(_cell(c) for c in row))
     out.print(head)
     if report["differences"]:
         _rows_table(
@@ -327,4 +338,4 @@ def render_diff(report: dict[str, Any]) -> None:
             + ("." if same_study else ": the claims differ because of how a stored hash was made (see cause).")
         )
     for note in report["notes"]:
-        out.print(f"[yellow]note:[/] {note}")
+        out.print(f"[yellow]note:[/] {escape(note)}")
