@@ -409,8 +409,18 @@ class ConfigSources:
         return snaps
 
     def _cat_blobs(self, root: Path, wanted: Iterable[str]) -> dict[str, bytes]:
-        """Every wanted blob through one ``git cat-file --batch`` process."""
-        ids = sorted(wanted)
+        """Every wanted blob through one ``git cat-file --batch`` process (sizes checked first, so a
+        huge file in the history is skipped, not read into memory)."""
+        check = self._git(root, "cat-file", "--batch-check", input_=("\n".join(sorted(wanted)) + "\n").encode())
+        ids = []
+        for line in check.decode("utf-8", "replace").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "blob" and int(parts[2]) <= cfg.MAX_BYTES:
+                ids.append(parts[0])
+            elif len(parts) == 3:
+                self.skipped.append(f"blob {parts[0]}: larger than 1 MiB ({parts[2]} bytes)")
+        if not ids:
+            return {}
         out = self._git(root, "cat-file", "--batch", input_=("\n".join(ids) + "\n").encode())
         blobs: dict[str, bytes] = {}
         pos = 0
