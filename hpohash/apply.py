@@ -445,7 +445,15 @@ def backfill_report(plan: Any, *, dry_run: bool, journal: str | None, result: Ap
             "conflicts": len(plan.conflicts),
         },
         "changes": [
-            {"run_id": c.run_id, "stage": c.stage, "key": c.key, "old": c.old, "new": c.new, "reason": c.reason}
+            {
+                "run_id": c.run_id,
+                "stage": c.stage,
+                "key": c.key,
+                "old": c.old,
+                "new": c.new,
+                "reason": c.reason,
+                "fixes": list(c.fixes),
+            }
             for c in plan.changes
         ],
         "conflicts": [

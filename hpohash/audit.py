@@ -10,27 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpohash.hashing import recognise_trial_hash_on
-from hpohash.plan import Conflict, Plan, choose_schema, expected_trial_hash, study_cause
+from hpohash.plan import Conflict, Plan, champion, choose_schema, expected_trial_hash, study_cause
 from hpohash.rules import ERROR, RULES, WARNING
 from hpohash.study import PARENT, REFIT, TRIAL, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.tracking import RunRecord
 
 SEVERITY = {code: rule.severity for code, rule in RULES.items()}
-
-#: the logical tags a finding is about: it is fixable when the plan writes one of them on its run
-FIX_KEYS = {
-    "HH100": ("study_key_hash",),
-    "HH101": ("study_key_hash", "key_schema_version"),
-    "HH103": ("data_fingerprint", "eval_fingerprint"),
-    "HH110": ("study_key_hash",),
-    "HH111": ("trial_key_hash",),
-    "HH112": ("trial_key_hash",),
-    "HH120": ("study_key_hash",),
-    "HH121": ("refit_of_trial_run_id",),
-    "HH122": ("refit_of_trial_run_id",),
-    "HH123": ("trial_key_hash",),
-}
 
 
 @dataclass(frozen=True)
@@ -64,11 +50,15 @@ class Finding:
 class _Collector:
     def __init__(self, plan: Plan, reg: TagRegistry) -> None:
         self.items: list[Finding] = []
-        self.plan_keys: dict[str, set[str]] = {}
+        fixes: dict[str, set[str]] = {}
         for c in plan.changes:
-            self.plan_keys.setdefault(c.run_id, set()).add(c.key)
+            for code in c.fixes:
+                # HH130 is a finding on the champion trial, fixed by the link written on a refit
+                fixes.setdefault(c.new if code == "HH130" else c.run_id, set()).add(code)
+        # one frozenset per distinct set of codes (all legacy trials share one): small at 100,000 runs
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        self.fixes = {rid: shared.setdefault(frozenset(k), frozenset(k)) for rid, k in fixes.items()}
         self.reg = reg
-        self.new_links = {c.new for c in plan.changes if c.key == reg.key("refit_of_trial_run_id")}
 
     def add(
         self,
@@ -81,11 +71,8 @@ class _Collector:
         expected: str | None = None,
         actual: str | None = None,
         cause: str | None = None,
-        fixable: bool | None = None,
     ) -> None:
-        if fixable is None:
-            keys = {self.reg.key(n) for n in FIX_KEYS.get(code, ())}
-            fixable = bool(keys & self.plan_keys.get(run.run_id, set()))
+        fixable = code in self.fixes.get(run.run_id, ())
         self.items.append(
             Finding(code, SEVERITY[code], run.run_id, stage, parent_id, message, expected, actual, cause, fixable)
         )
@@ -366,19 +353,6 @@ def _check_output_dir(study: Study, run: RunRecord, stage: str, out: _Collector)
         )
 
 
-def champion(study: Study, reg: TagRegistry) -> tuple[RunRecord | None, str, str]:
-    """Best trial by the objective metric and direction: (trial, metric, direction)."""
-    metric = str(study.objective.get("metric", "macro-f1"))
-    direction = reg.read(study.parent.tags, "objective_direction") or study.objective.get("direction") or "maximize"
-    direction = str(direction).lower()
-    scored = [t for t in study.trials if metric in t.metrics]
-    if not scored:
-        return None, metric, direction
-    sign = -1.0 if direction.startswith("min") else 1.0
-    best = max(scored, key=lambda t: (sign * t.metrics[metric], -t.start_time))
-    return best, metric, direction
-
-
 def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
     reg = scope.registry
     refit_ids = {r.run_id for r in study.refits}
@@ -417,7 +391,6 @@ def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
         study.parent.run_id,
         f"champion trial ({metric} {direction}: {best.metrics[metric]:g}) resolves to no refit run "
         "(no refit links it or shares its trial hash)",
-        fixable=best.run_id in out.new_links,
     )
 
 

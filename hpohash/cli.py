@@ -588,16 +588,6 @@ def verify_cmd(
 # ------------------------------------------------------------------------------------------ backfill
 
 
-def _confirm(yes: bool, what: str) -> None:
-    """Writes need --yes or an interactive 'y'; without a terminal there is nobody to ask."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"not writing {what}: pass --yes to apply (or --dry-run to only show the plan)")
-    if not click.confirm(f"Write {what}?", default=False, err=True):
-        raise click.exceptions.Abort()
-
-
 def _check_journal_path(path: str | None) -> None:
     """Before anything is read: a journal is never overwritten, and its place must be creatable."""
     if path:
@@ -649,11 +639,10 @@ def backfill_cmd(
       hpohash backfill -e hpohash-demo --yes
       hpohash backfill -e sweeps --dry-run --exit-code     # CI: is anything left to backfill?
     """
-    from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
-    from hpohash.audit import ERROR, audit, remaining_conflicts
-    from hpohash.plan import Plan, build_plan
+    from hpohash import api
     from hpohash.render import BackfillContext
     from hpohash.render.progress import progress_reporter
+    from hpohash.reports import BackfillReport
 
     if exit_code and not dry_run:
         raise UsageError("--exit-code only goes with --dry-run")
@@ -661,13 +650,7 @@ def backfill_cmd(
         raise UsageError("--dry-run and --yes exclude each other")
     _check_journal_path(journal_path)
     tracking, scope = _load_scope(store, show_progress=_interactive(fmt, quiet))
-    with gc_paused():
-        plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
-        findings = audit(scope, plan)
-        # errors no planned change fixes are reported as conflicts: what is left is said, and the
-        # exit code agrees with verify's
-        plan = Plan(plan.changes, plan.conflicts + remaining_conflicts(findings, plan))
-    fixes_errors = any(f.severity == ERROR and f.fixable for f in findings)
+    plan = api.plan_from_scope(tracking, scope, trial_key_schema=trial_key_schema, force=force)
     renderer = _renderer(fmt)
     argv = _scope_argv(store, scope)
     if trial_key_schema != "auto":
@@ -676,29 +659,26 @@ def backfill_cmd(
         argv.append("--force")
     undo_argv = argv[:2] if store.tracking_uri else []
     ctx = BackfillContext(apply_command=_command("backfill", *argv, "--yes"), undo_command=_command("undo", *undo_argv))
-    writes = changes_to_writes(plan.changes)
-    result = None
-    journal_file = None
-    if writes and not dry_run:
+
+    def ask(summary: str) -> bool:
         if fmt == "table":
-            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True, ctx=ctx)
-        _confirm(yes, f"{len(plan.changes)} tags on {len(writes)} runs to {tracking.display_uri}")
-        journal = Journal(
-            Path(journal_path) if journal_path else default_journal_path(),
-            journal_header("backfill", tracking, [e.name for e in scope.experiments]),
-        )
-        journal_file = str(journal.path)
-        try:
-            with progress_reporter(_interactive(fmt, quiet)) as progress:
-                result = write_runs(tracking, writes, journal, workers=workers, progress=progress)
-        finally:
-            journal.close()
-    renderer.render_backfill(scope, plan, dry_run=dry_run, journal=journal_file, result=result, ctx=ctx)
+            renderer.render_backfill(BackfillReport(plan, dry_run=True), preview=True, ctx=ctx)
+        return click.confirm(f"Write {summary}?", default=False, err=True)
+
+    if dry_run or not plan.changes:
+        report = BackfillReport(plan, dry_run=dry_run)
+    else:
+        with progress_reporter(_interactive(fmt, quiet)) as progress:
+            report = api.apply(
+                plan, journal=journal_path, workers=workers, progress=progress, confirm=api.confirmation(yes, ask)
+            )
+    renderer.render_backfill(report, ctx=ctx)
+    result = report.result
     if result is not None and result.backend_failed:
         return 3
     if plan.conflicts or (result is not None and result.failures):
         return 1
-    if dry_run and exit_code and fixes_errors:
+    if dry_run and exit_code and plan.fixes_errors:
         return 1  # errors left to backfill (a change that only fixes a warning does not fail the gate)
     return 0
 
@@ -731,47 +711,34 @@ def undo_cmd(
     Example:
       hpohash undo .hpohash/journal-20261126T120000000000Z.jsonl --yes
     """
-    from hpohash.apply import Journal, default_journal_path, journal_header, plan_undo, read_journal, write_runs
-    from hpohash.tracking import Tracking
+    from hpohash import api
 
     if dry_run and yes:
         raise UsageError("--dry-run and --yes exclude each other")
     _check_journal_path(journal_path)
-    files = [read_journal(j) for j in journals]
-    uris = {f.header.get("tracking_uri") for f in files}
-    tracking = Tracking(tracking_uri)
-    if len(uris) > 1 or (uris and tracking.display_uri not in uris):
-        raise UsageError(
-            f"journal was written against {', '.join(sorted(str(u) for u in uris))}, not {tracking.display_uri}: "
-            "pass the same --tracking-uri"
-        )
-    run_ids = [e.run_id for f in files for e in f.entries] + [f.cut.run_id for f in files if f.cut and f.cut.run_id]
-    current = {rid: r.tags for rid, r in tracking.runs_by_id(run_ids).items()}
-    plan = plan_undo(files, current)
     renderer = _renderer(fmt)
-    result = None
-    journal_file = None
-    if plan.writes and not dry_run:
+
+    def preview(report: Any) -> None:
         if fmt == "table":
-            renderer.render_undo(plan, dry_run=True, journal=None, result=None, preview=True)
-        n = sum(len(w) for w in plan.writes.values())
-        _confirm(yes, f"{n} tag restores on {len(plan.writes)} runs to {tracking.display_uri}")
-        experiments = sorted({str(x) for f in files for x in f.header.get("experiments", [])})
-        journal = Journal(
-            Path(journal_path) if journal_path else default_journal_path(),
-            journal_header("undo", tracking, experiments),
-        )
-        journal_file = str(journal.path)
-        try:
-            result = write_runs(tracking, plan.writes, journal, workers=workers)
-        finally:
-            journal.close()
-    renderer.render_undo(plan, dry_run=dry_run or not plan.writes, journal=journal_file, result=result)
+            renderer.render_undo(report, preview=True)
+
+    def ask(summary: str) -> bool:
+        return click.confirm(f"Write {summary}?", default=False, err=True)
+
+    report = api.undo(
+        journals,
+        tracking_uri=tracking_uri,
+        dry_run=dry_run,
+        journal=journal_path,
+        workers=workers,
+        confirm=api.confirmation(yes, ask),
+        preview=preview,
+    )
+    renderer.render_undo(report)
+    result = report.result
     if result is not None and result.backend_failed:
         return 3
-    if plan.skipped or plan.missing_runs or plan.cut or (result is not None and result.failures):
-        return 1
-    return 0
+    return 0 if report.ok else 1
 
 
 # ------------------------------------------------------------------------------------------ diff
@@ -823,46 +790,51 @@ def diff_cmd(
       hpohash diff 9b1c... --config-dir config/               # a refit against its parent
       hpohash diff 3f2a... --config-dir configs/ --model distilbert-base-uncased
     """
-    from hpohash import sources as src
-    from hpohash.diff import diff_report, parent_side_for, side_from_configs, side_from_run
-    from hpohash.study import PARENT, load_run_side, open_sources
-    from hpohash.tracking import Tracking
+    from hpohash import api
 
-    registry = _registry(tags_config)
-    sources = open_sources(config_dirs, history=config_history, rev=config_rev)
-    if sources is not None:
-        _warn(sources.warnings)
-    if against_config_dir and (run_b or not config_dirs):
-        raise UsageError("--against-config-dir goes with one run and --config-dir")
-    tracking = Tracking(tracking_uri)
-    side_a = load_run_side(tracking, registry, run_a, sources=sources)
-    a = side_from_run(side_a, registry, f"run {run_a}")
-    if run_b:
-        b = side_from_run(load_run_side(tracking, registry, run_b, sources=sources), registry, f"run {run_b}")
-    elif sources is not None and (side_a.role == PARENT or against_config_dir):
-        chosen = model or side_a.study.model
-        if not chosen:
-            raise UsageError(f"no model for the --config-dir side: run {run_a} names none; pass --model")
-        try:
-            disk = sources.default_choice(stage)
-        except src.SourceError as exc:
-            raise UsageError(str(exc)) from exc
-        hp = side_a.study.hp(side_a.run) if side_a.role != PARENT else None
-        b = side_from_configs(disk, chosen, f"config-dir {', '.join(config_dirs)}", a, hp)
-    else:
-        if side_a.role == PARENT:
-            raise UsageError(f"run '{run_a}' is a parent: give a second run or --config-dir DIR")
-        parent_id = side_a.study.parent.run_id
-        if parent_id == side_a.run.run_id:
-            raise UsageError(f"run '{run_a}' names no parent run that exists")
-        side_p = load_run_side(tracking, registry, parent_id, sources=sources)
-        b = parent_side_for(side_from_run(side_p, registry, f"parent {parent_id}"), side_p, side_a, a)
-    report = diff_report(a, b)
-    _renderer(fmt).render_diff(report)
-    return 0 if report["same_study"] and report["same_trial"] is not False else 1
+    report = api.diff(
+        run_a,
+        run_b,
+        tracking_uri=tracking_uri,
+        config_dirs=config_dirs,
+        config_history=config_history,
+        config_rev=config_rev,
+        against_config_dir=against_config_dir,
+        stage=stage,
+        model=model,
+        tags_config=tags_config,
+        warn=_warn,
+    )
+    _renderer(fmt).render_diff(report.as_dict())
+    return 0 if report.ok else 1
 
 
 # ------------------------------------------------------------------------------------------ demo
+
+
+@cli.command("rules")
+@click.argument("code", required=False)
+@output_options
+def rules_cmd(code: str | None, fmt: str, quiet: bool, verbose: bool) -> int:
+    """The finding codes: severity, what each means, and what backfill changes to fix it.
+
+    \b
+    Examples:
+      hpohash rules                 # the catalogue
+      hpohash rules HH120           # one code, with its explanation and an example
+      hpohash rules --format json   # for tools
+    """
+    from hpohash.rules import RULES
+
+    if code is not None:
+        wanted = code.strip().upper()
+        if wanted not in RULES:
+            raise UsageError(f"rules {code}: no such finding code (codes: {', '.join(RULES)})")
+        rules = [RULES[wanted]]
+    else:
+        rules = list(RULES.values())
+    _renderer(fmt).render_rules(rules, detail=code is not None)
+    return 0
 
 
 @cli.command("demo")
@@ -973,7 +945,7 @@ def _run(args: list[str]) -> int:
     except HpohashError as exc:
         if verbose:
             _traceback(exc)
-        _say(f"hpohash: error: {exc}")
+        _say(f"hpohash: {exc}" if getattr(exc, "declined", False) else f"hpohash: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt as exc:
         if verbose:

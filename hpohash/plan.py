@@ -33,6 +33,9 @@ class PlannedChange:
     old: str | None
     new: str
     reason: str
+    #: the finding codes this change fixes on its run (HH130: on the trial it links): verify's
+    #: ``fixable`` is read from here, so verify and backfill cannot disagree
+    fixes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class _RunPlan:
         self.run, self.stage, self.reg, self.force, self.conflicts = run, stage, reg, force, conflicts
         self.changes: list[PlannedChange] = []
 
-    def set(self, name: str, new: str, reason: str, *, cause: str | None = None) -> None:
+    def set(self, name: str, new: str, reason: str, *, cause: str | None = None, fixes: tuple[str, ...] = ()) -> None:
         key = self.reg.key(name)
         current = self.reg.read(self.run.tags, name)
         if current == new and self.run.tags.get(key) == new:
@@ -82,7 +85,7 @@ class _RunPlan:
                 self.changes.append(
                     PlannedChange(self.run.run_id, self.stage, legacy, None, current, f"keep replaced {name}")
                 )
-        self.changes.append(PlannedChange(self.run.run_id, self.stage, key, old, new, reason))
+        self.changes.append(PlannedChange(self.run.run_id, self.stage, key, old, new, reason, fixes))
 
 
 def build_plan(scope: Scope, *, trial_key_schema: str = "auto", force: bool = False) -> Plan:
@@ -191,19 +194,20 @@ def _plan_study(
             v2,
             "parent upgraded to the recomputed v2 study hash",
             cause=study_cause(study, study.stored_hash),
+            fixes=("HH100", "HH101"),
         )
         if any(c.key == reg.key("study_key_hash") for c in pp.changes) or study.stored_hash == v2:
-            pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash")
+            pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash", fixes=("HH101",))
             fingerprints = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
             for name, value in fingerprints.items():
-                pp.set(name, value, "fingerprint of the parent's configs")
+                pp.set(name, value, "fingerprint of the parent's configs", fixes=("HH103",))
             direction = str(study.objective.get("direction", "maximize"))
             if not reg.read(parent.tags, "objective_direction"):
                 pp.set("objective_direction", direction, "objective direction from the hpo config")
     elif hashes is not None and hashes.study_key_hash == v2:
         fingerprints = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
         for name, value in fingerprints.items():
-            pp.set(name, value, "fingerprint of the parent's configs (its v2 hash matches them)")
+            pp.set(name, value, "fingerprint of the parent's configs (its v2 hash matches them)", fixes=("HH103",))
     changes += pp.changes
 
     # Rules 2 and 3: trials, then refits (only once the parent carries the v2 hash).
@@ -220,12 +224,15 @@ def _plan_study(
         if expected:
             new_trial_hash[run.run_id] = expected
         changes += _plan_member(study, run, TRIAL, reg, force, conflicts, v2, expected, fingerprints).changes
+    best = champion(study, reg)[0]
     for run in study.refits:
         target, new_link, conflict = resolve_link(study, run, reg, new_trial_hash, schema)
         expected = new_trial_hash.get(target) if target else expected_trial_hash(study, run, reg, schema)
         rp = _plan_member(study, run, REFIT, reg, force, conflicts, v2, expected, fingerprints)
         if new_link and target:
-            rp.set("refit_of_trial_run_id", target, new_link)
+            # a link to the champion also makes the champion resolve to a refit (HH130, on that trial)
+            fixes = ("HH121", "HH122", "HH130") if best is not None and target == best.run_id else ("HH121", "HH122")
+            rp.set("refit_of_trial_run_id", target, new_link, fixes=fixes)
         if conflict:
             conflicts.append(conflict)
         changes += rp.changes
@@ -248,10 +255,15 @@ def _plan_member(
         v2,
         "re-anchored on the study's v2 hash",
         cause=study_cause(study, reg.read(run.tags, "study_key_hash")),
+        fixes=("HH110",) if stage == TRIAL else ("HH120",),
     )
     if expected_trial:
         rp.set(
-            "trial_key_hash", expected_trial, "trial key on the study's v2 hash", cause=_trial_cause(study, run, reg)
+            "trial_key_hash",
+            expected_trial,
+            "trial key on the study's v2 hash",
+            cause=_trial_cause(study, run, reg),
+            fixes=("HH111", "HH112") if stage == TRIAL else ("HH123",),
         )
     study_fixed = any(c.key == reg.key("study_key_hash") for c in rp.changes)
     if stage == REFIT and study_fixed:
@@ -316,3 +328,16 @@ def link_candidates(
     )
     out.append(("hyperparameters", match(lambda t: refit_hp != "{}" and study.hp_key(t) == refit_hp)))
     return out
+
+
+def champion(study: Study, reg: TagRegistry) -> tuple[RunRecord | None, str, str]:
+    """Best trial by the objective metric and direction: (trial, metric, direction)."""
+    metric = str(study.objective.get("metric", "macro-f1"))
+    direction = reg.read(study.parent.tags, "objective_direction") or study.objective.get("direction") or "maximize"
+    direction = str(direction).lower()
+    scored = [t for t in study.trials if metric in t.metrics]
+    if not scored:
+        return None, metric, direction
+    sign = -1.0 if direction.startswith("min") else 1.0
+    best = max(scored, key=lambda t: (sign * t.metrics[metric], -t.start_time))
+    return best, metric, direction

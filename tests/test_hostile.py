@@ -620,9 +620,11 @@ def test_markup_in_data_prints_as_text(run_cli, builder: Builder, tmp_path: Path
     builder.set(s.refit, code__refit__of_trial_run_id="[/x]")
     r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name])
     assert r.code == 1 and r.err == "" and f"experiments {name}" in r.out and "[/bold][red]" in r.out
+    r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--dry-run", "--force"])
+    assert r.code == 0 and r.err == "" and "[/x]" in r.out  # the plan shows the dangling link it replaces
     r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--yes", "--force", "--journal",
                  str(tmp_path / "j")])  # fmt: skip
-    assert r.code == 0 and r.err == "" and "[/x]" in r.out
+    assert r.code == 0 and r.err == ""
     r = run_cli(["undo", str(tmp_path / "j"), "--tracking-uri", builder.uri, "--yes"])
     assert r.code == 0 and r.err == ""
     r = run_cli(["hash", "--config-dir", str(write_case_dir_for(tmp_path)), "--model", "[/m]"])

@@ -46,21 +46,19 @@ def render_demo(created: dict[str, Any]) -> None:
     emit({"schema": "hpohash.demo/1", **created})
 
 
-def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
-) -> None:
-    from hpohash.apply import backfill_report
-
+def render_backfill(report: Any, *, preview: bool = False, ctx: Any = None) -> None:
     if not preview:
-        emit(backfill_report(plan, dry_run=dry_run, journal=journal, result=result))
+        emit(report.as_dict())
 
 
-def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False) -> None:
-    from hpohash.apply import undo_report
-
+def render_undo(report: Any, *, preview: bool = False) -> None:
     if not preview:
-        emit(undo_report(plan, dry_run=dry_run, journal=journal, result=result))
+        emit(report.as_dict())
 
 
 def render_diff(report: dict[str, Any]) -> None:
     emit(report)
+
+
+def render_rules(rules: Any, *, detail: bool = False) -> None:
+    emit({"schema": "hpohash.rules/1", "rules": [r.as_dict() for r in rules]})

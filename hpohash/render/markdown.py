@@ -135,14 +135,11 @@ def _demo_text(created: dict[str, Any]) -> str:
     )
 
 
-def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
-) -> None:
-    from hpohash.apply import backfill_report
-
+def render_backfill(report: Any, *, preview: bool = False, ctx: Any = None) -> None:
     if preview:
         return
-    r = backfill_report(plan, dry_run=dry_run, journal=journal, result=result)
+    r = report.as_dict()
+    dry_run, journal = report.dry_run, report.journal
     s = r["summary"]
     mode = "dry run" if dry_run else "applied"
     parts = [
@@ -175,12 +172,11 @@ def render_backfill(
     emit("\n".join(parts))
 
 
-def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False) -> None:
-    from hpohash.apply import undo_report
-
+def render_undo(report: Any, *, preview: bool = False) -> None:
     if preview:
         return
-    r = undo_report(plan, dry_run=dry_run, journal=journal, result=result)
+    r = report.as_dict()
+    dry_run = report.dry_run
     s = r["summary"]
     parts = [
         f"## hpohash undo ({'dry run' if dry_run else 'applied'})",
@@ -229,3 +225,26 @@ def render_diff(report: dict[str, Any]) -> None:
 
 def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False) if not isinstance(value, str) else value
+
+
+def render_rules(rules: Any, *, detail: bool = False) -> None:
+    """The code table (as in the README), or one code's whole entry."""
+    from hpohash.rules import markdown_table
+
+    if not detail:
+        emit(markdown_table({r.code: r for r in rules}))
+        return
+    parts = []
+    for r in rules:
+        parts += [
+            f"### {r.code} ({r.severity})",
+            "",
+            r.title,
+            "",
+            r.explanation,
+            "",
+            f"Fixed by backfill: {r.fix}" if r.fix else "Not fixable by backfill.",
+            "",
+            f"Example: {r.example}",
+        ]
+    emit("\n".join(parts))

@@ -18,19 +18,27 @@ def progress_reporter(enabled: bool) -> Iterator[Callable[[str, int, int | None]
     from hpohash.render.table import console
 
     labels = {"scan": "reading runs", "configs": "configs per study", "write": "writing runs"}
-    with Progress(
+    # started at the first report, not before: a confirmation prompt may come first (a live bar
+    # would hide it)
+    bar = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         console=console(stderr=True),
         transient=True,
-    ) as bar:
-        tasks: dict[str, Any] = {}
+    )
+    tasks: dict[str, Any] = {}
 
-        def report(phase: str, done: int, total: int | None) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
-            bar.update(tasks[phase], completed=done, total=total)
+    def report(phase: str, done: int, total: int | None) -> None:
+        if not tasks:
+            bar.start()
+        if phase not in tasks:
+            tasks[phase] = bar.add_task(labels.get(phase, phase), total=total)
+        bar.update(tasks[phase], completed=done, total=total)
 
+    try:
         yield report
+    finally:
+        if tasks:
+            bar.stop()

@@ -136,29 +136,19 @@ def render_demo(created: dict[str, Any]) -> None:
     console().print(_demo_text(created), markup=False)
 
 
-def render_backfill(
-    scope: Any,
-    plan: Any,
-    *,
-    dry_run: bool,
-    journal: str | None,
-    result: Any,
-    preview: bool = False,
-    ctx: BackfillContext | None = None,
-) -> None:
+def render_backfill(report: Any, *, preview: bool = False, ctx: BackfillContext | None = None) -> None:
     """The plan grouped by study and run (``key: old → new (reason)``), conflicts, then the totals last.
 
     ``preview`` is the plan shown before the confirmation; the final call then shows only the outcome.
     """
-    from hpohash.apply import backfill_report
-
     ctx = ctx or BackfillContext()
     out = console()
     width = text.output_width()
-    r = backfill_report(plan, dry_run=dry_run, journal=journal, result=result)
+    r = report.as_dict()
+    dry_run, journal, result = report.dry_run, report.journal, report.result
     lines: list[str] = []
     if preview or result is None:
-        lines += plan_lines(scope, r["changes"], width)
+        lines += plan_lines(report.plan.studies, r["changes"], width)
     if preview:
         print_lines(out, lines)
         return
@@ -198,19 +188,19 @@ def _runs_of(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return list(runs.values())
 
 
-def plan_lines(scope: Any, changes: list[dict[str, Any]], width: int | None) -> list[str]:
+def plan_lines(studies: Any, changes: list[dict[str, Any]], width: int | None) -> list[str]:
     """Under each study, one header per run (id, stage), then one ``key: old → new (reason)`` per tag."""
     by_run = {run[0]["run_id"]: run for run in _runs_of(changes)}
     lines: list[str] = []
-    for study in scope.studies:
-        members = [m.run_id for m in study.members() if m.run_id in by_run]
+    for study in studies:
+        members = [m for m in study.members if m in by_run]
         if not members:
             continue
         v2 = study.v2_hash
         if lines:
             lines.append("")
         lines += text.join_wrap(
-            [f"study {v2[:12] if v2 else '(no v2 hash)'}", f"parent {study.parent.run_id}", f"model {study.model}"],
+            [f"study {v2[:12] if v2 else '(no v2 hash)'}", f"parent {study.parent_run_id}", f"model {study.model}"],
             width,
         )
         for rid in members:
@@ -238,15 +228,12 @@ def _rows_table(out: Console, title: str, style: str, columns: tuple[str, ...], 
     out.print(t)
 
 
-def render_undo(
-    plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
-) -> None:
+def render_undo(report: Any, *, preview: bool = False, ctx: Any = None) -> None:
     """Tags to restore grouped by run (``key: now → restored``), what was left alone, then the totals last."""
-    from hpohash.apply import undo_report
-
     out = console()
     width = text.output_width()
-    r = undo_report(plan, dry_run=dry_run, journal=journal, result=result)
+    r = report.as_dict()
+    dry_run, journal, result = report.dry_run, report.journal, report.result
     lines: list[str] = []
     if preview or result is None:
         for run in _runs_of(r["changes"]):
@@ -339,3 +326,19 @@ def render_diff(report: dict[str, Any]) -> None:
         )
     for note in report["notes"]:
         out.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def render_rules(rules: Any, *, detail: bool = False) -> None:
+    """One line per code (``HH120 error  refit study_key_hash …``), or one code's whole entry."""
+    width = text.output_width()
+    lines: list[str] = []
+    for r in rules:
+        if detail:
+            lines += [f"{r.code} ({r.severity}): {r.title}", ""]
+            lines += text.wrap(r.explanation, width) + [""]
+            lines += text.wrap(f"fix: {r.fix}" if r.fix else "fix: none (backfill cannot fix it)", width, hanging=2)
+            lines += text.wrap(f"example: {r.example}", width, hanging=2)
+        else:
+            mark = "" if r.fix else "  (not fixable)"
+            lines += text.wrap(f"{r.code} {r.severity:<7} {r.short}{mark}", width, hanging=14)
+    print_lines(console(), lines)
