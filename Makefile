@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	@echo "==> installing hpohash with its test extra (mlflow, click, rich, pyyaml, pytest, hypothesis, ruff) into $(VENV): $(INSTALL_TEST_TIME) the first time (pip is quiet meanwhile)"
+	@echo "==> installing hpohash with its test extra (mlflow, click, rich, pyyaml, pytest, hypothesis, ruff, mypy) into $(VENV): $(INSTALL_TEST_TIME) the first time (pip is quiet meanwhile)"
 	@start=$$(date +%s); $(PIP) install -e '.[test]' && echo "==> installed in $$(( $$(date +%s) - start )) s"
 	@touch $@ $(VENV)/.installed
 
@@ -38,12 +38,14 @@ demo: $(VENV)/.installed
 	@echo "==> what backfill would change (a dry run: nothing is written)"
 	$(BIN)/hpohash backfill -e hpohash-demo --dry-run
 
+# ruff (lint and format) and mypy (types, over hpohash/): the gate make test runs first
 lint: $(VENV)/.installed-test
+	@echo "==> ruff (lint, format) and mypy (types)"
 	$(BIN)/ruff check hpohash tests benchmarks examples
+	$(BIN)/ruff format --check hpohash tests benchmarks examples
+	$(BIN)/mypy
 
-test: $(VENV)/.installed-test
-	@echo "==> ruff (lint)"
-	$(BIN)/ruff check hpohash tests benchmarks examples
+test: lint
 	@echo "==> pytest: the whole suite against real MLflow stores (SQLite in temp dirs, one real mlflow server on 127.0.0.1): $(SUITE_TIME)"
 	@start=$$(date +%s); $(BIN)/python -m pytest; rc=$$?; echo "==> suite finished in $$(( $$(date +%s) - start )) s"; exit $$rc
 

@@ -210,9 +210,12 @@ def write_runs(
                 with LEDGER.lock:
                     LEDGER.in_flight.add(run_id)
                 try:
-                    sets = {w.key: w.new for w in writes if w.new is not None}
+                    sets: dict[str, str] = {}
+                    for w in writes:
+                        if w.new is not None:
+                            sets[w.key] = w.new
                     if sets:
-                        tracking.set_tags(run_id, sets)  # type: ignore[arg-type]
+                        tracking.set_tags(run_id, sets)
                     for w in writes:
                         if w.new is None:
                             tracking.delete_tag(run_id, w.key)

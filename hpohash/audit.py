@@ -263,7 +263,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
 def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
     if study.hashes is None:
         return None
-    return study.recognise_trial(stored, study.hp_key(run))[0]  # type: ignore[index]
+    return study.trial_cause(stored, study.hp_key(run))
 
 
 def _mismatch_note(study: Study, run: RunRecord) -> str:
@@ -324,7 +324,7 @@ def _check_refit_trial_hash(
         hp = study.hp_key(run)
     cause = None
     if stored and study.hashes:
-        cause = study.recognise_trial(stored, hp)[0]  # type: ignore[index]
+        cause = study.trial_cause(stored, hp)
     state = "missing" if not stored else "differs from"
     out.add(
         "HH123",

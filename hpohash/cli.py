@@ -87,17 +87,10 @@ class SectionedGroup(click.Group):
 
 def _renderer(fmt: str) -> Any:
     """The renderer module for one output format (imported on demand: Rich only when needed)."""
-    if fmt == "json":
-        from hpohash.render import json_ as mod
-    elif fmt == "markdown":
-        from hpohash.render import markdown as mod
-    elif fmt == "github":
-        from hpohash.render import github as mod
-    elif fmt == "junit":
-        from hpohash.render import junit as mod
-    else:
-        from hpohash.render import table as mod
-    return mod
+    import importlib
+
+    module = {"json": "json_", "markdown": "markdown", "github": "github", "junit": "junit"}.get(fmt, "table")
+    return importlib.import_module(f"hpohash.render.{module}")
 
 
 def output_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Callable[..., Any]:
@@ -315,8 +308,8 @@ def hash_cmd(
     try:
         if config_dir:
             cs = _tree_choice(config_dir, stage)
-        elif all(files):
-            cs = cfg.load_config_files(data_file, hpo_file, train_file, benchmark_file)  # type: ignore[arg-type]
+        elif data_file and hpo_file and train_file:
+            cs = cfg.load_config_files(data_file, hpo_file, train_file, benchmark_file)
         else:
             raise UsageError("give --config-dir DIR, or all of --data, --hpo and --train")
     except cfg.ConfigError as exc:
@@ -879,7 +872,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arg.startswith("--tracking-uri="):
             rd.add_uri_secrets(arg.split("=", 1)[1])
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = rd.RedactingStream(out), rd.RedactingStream(err)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = rd.RedactingStream(out), rd.RedactingStream(err)
     try:
         return _run(args)
     finally:

@@ -126,7 +126,7 @@ def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
         return None
     if study.hashes is None:
         return CAUSE_UNKNOWN  # no configs: a stored value that is not correct cannot be explained
-    return study.recognise_trial(stored, study.hp_key(run))[0]  # type: ignore[index]
+    return study.trial_cause(stored, study.hp_key(run))
 
 
 def study_cause(study: Study, value: str | None, *, strict: bool = True) -> str | None:
@@ -152,7 +152,9 @@ def _folder_v1(study: Study, value: str) -> bool:
     """``value`` is the v1 hash the parent's study folder was named after (and not the v2 prefix)."""
     folder = study.folder
     v2 = study.v2_hash
-    return bool(folder) and value.lower().startswith(folder) and not (v2 and v2.startswith(folder))  # type: ignore[arg-type]
+    if not folder:
+        return False
+    return value.lower().startswith(folder) and not (v2 and v2.startswith(folder))
 
 
 def _study_conflict(study: Study, message: str) -> Conflict:
@@ -198,16 +200,18 @@ def _plan_study(
         )
         if any(c.key == reg.key("study_key_hash") for c in pp.changes) or study.stored_hash == v2:
             pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash", fixes=("HH101",))
-            fingerprints = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
-            for name, value in fingerprints.items():
+            recomputed = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
+            for name, value in recomputed.items():
                 pp.set(name, value, "fingerprint of the parent's configs", fixes=("HH103",))
+            fingerprints = dict(recomputed)
             direction = str(study.objective.get("direction", "maximize"))
             if not reg.read(parent.tags, "objective_direction"):
                 pp.set("objective_direction", direction, "objective direction from the hpo config")
     elif hashes is not None and hashes.study_key_hash == v2:
-        fingerprints = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
-        for name, value in fingerprints.items():
+        recomputed = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
+        for name, value in recomputed.items():
             pp.set(name, value, "fingerprint of the parent's configs (its v2 hash matches them)", fixes=("HH103",))
+        fingerprints = dict(recomputed)
     changes += pp.changes
 
     # Rules 2 and 3: trials, then refits (only once the parent carries the v2 hash).

@@ -495,14 +495,14 @@ class ConfigSources:
                             by_role["hpo"][named] = f
         if first:  # the experiment files of the work tree (or of --config-rev): what ``hash`` uses
             for rel, exp in experiments:
-                named = {k: v for k, v in exp.items() if k in EXPERIMENT_KEYS and isinstance(v, str)}
+                chosen = {k: v for k, v in exp.items() if k in EXPERIMENT_KEYS and isinstance(v, str)}
                 stages = exp.get("stages")
                 per_stage = (
                     {str(k): dict(v) for k, v in stages.items() if isinstance(v, Mapping)}
                     if isinstance(stages, Mapping)
                     else {}
                 )
-                self.defaults.append((f"{display_root}/{rel}", named, per_stage))
+                self.defaults.append((f"{display_root}/{rel}", chosen, per_stage))
         benches: list[ConfigFile | None] = list(by_role["benchmark"].values()) or [None]
         out = []
         for d in by_role["data"].values():

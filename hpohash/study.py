@@ -116,8 +116,16 @@ class Study:
             return None
         key = (stored, hp)
         if key not in self._recognised:
-            self._recognised[key] = self.hashes.recognise_trial_hash(stored, hp)  # type: ignore[assignment]
+            found = self.hashes.recognise_trial_hash(stored, hp)
+            if found is None:
+                return None
+            self._recognised[key] = found
         return self._recognised[key]
+
+    def trial_cause(self, stored: str | None, hp: CanonicalHP) -> str | None:
+        """Why a stored trial hash is what it is (``v2``, ``v1``, ``folder8``, ``seed-eval``, ``unknown``)."""
+        found = self.recognise_trial(stored, hp)
+        return found[0] if found else None
 
     def hp_key(self, run: RunRecord) -> CanonicalHP:
         """The run's normalised hyperparameters as canonical JSON, computed once (hashing reuses it)."""
@@ -461,12 +469,18 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
         study.config_unmatched = found.explanation
         return
     cand = found.candidate
-    files = cand.files()
+    cand_files = cand.files()
     origin = src.Origin.of(cand, study.parent.start_time or None)
     if chosen:  # some configs were logged as artifacts: they win over the disk's
-        merged = {**cand.config_set().__dict__, **{k: v for k, v in chosen.items()}}
-        configs = _config_set({n: merged[n] for n in cfg.NAMES if merged.get(n) is not None}, {**files, **sources})
-        _use_configs(study, configs, src.Origin({**files, **sources}, origin.commit, origin.date, origin.revision))
+        disk_set = cand.config_set()
+        merged: dict[str, Any] = {"data": disk_set.data, "hpo": disk_set.hpo, "train": disk_set.train}
+        if disk_set.benchmark is not None:
+            merged["benchmark"] = disk_set.benchmark
+        merged.update(chosen)
+        origins = {**cand_files, **sources}
+        _use_configs(
+            study, _config_set(merged, origins), src.Origin(origins, origin.commit, origin.date, origin.revision)
+        )
         return
     study.configs = cand.config_set()
     study.hashes = found.hashes

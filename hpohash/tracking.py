@@ -171,8 +171,10 @@ class Tracking:
                     raise UsageError(f"experiment id '{eid}' not found at {self.display_uri}") from exc
                 raise err from exc
             out.append(Experiment(exp.experiment_id, exp.name))
-        seen: set[str] = set()
-        return [e for e in out if not (e.experiment_id in seen or seen.add(e.experiment_id))]
+        unique: dict[str, Experiment] = {}
+        for e in out:
+            unique.setdefault(e.experiment_id, e)  # first of each id, in the order given
+        return list(unique.values())
 
     def all_experiment_ids(self) -> list[str]:
         from mlflow.entities import ViewType

@@ -39,7 +39,7 @@ def verify_xml(report: dict[str, Any], ctx: VerifyContext) -> ET.Element:
     studies = {s["parent_run_id"]: s for s in report["studies"]}
     suites: dict[str, list[CheckedRun]] = {}
     for run in dict.fromkeys(runs):
-        key = run.parent_run_id if run.parent_run_id in studies else ""
+        key = run.parent_run_id if run.parent_run_id is not None and run.parent_run_id in studies else ""
         suites.setdefault(key, []).append(run)
 
     root = ET.Element("testsuites", name="hpohash verify")
