@@ -1,3 +1,74 @@
-"""hpohash: audit and repair the study/trial hash and link tags of HPO runs in MLflow."""
+"""hpohash: audit and repair the study/trial hash and link tags of HPO runs in MLflow.
 
-__version__ = "0.1.0"
+The commands as functions (no shelling out from a pipeline or a notebook)::
+
+    import hpohash
+    report = hpohash.verify(tracking_uri="sqlite:///mlflow.db", experiments=["hpohash-demo"])
+    plan = hpohash.plan_backfill(tracking_uri="sqlite:///mlflow.db", experiments=["hpohash-demo"])
+    result = hpohash.apply(plan, journal="backfill.jsonl")
+
+Imports are lazy: ``import hpohash`` (and ``hpohash.hashing``) never imports MLflow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "RULES",
+    "Aborted",
+    "BackfillPlan",
+    "BackfillReport",
+    "BackendError",
+    "DiffReport",
+    "Finding",
+    "HpohashError",
+    "Rule",
+    "UndoReport",
+    "UsageError",
+    "VerifyReport",
+    "apply",
+    "diff",
+    "plan_backfill",
+    "undo",
+    "verify",
+]
+
+_LAZY = {
+    "verify": "hpohash.api",
+    "plan_backfill": "hpohash.api",
+    "apply": "hpohash.api",
+    "undo": "hpohash.api",
+    "diff": "hpohash.api",
+    "Aborted": "hpohash.api",
+    "BackfillPlan": "hpohash.reports",
+    "BackfillReport": "hpohash.reports",
+    "DiffReport": "hpohash.reports",
+    "UndoReport": "hpohash.reports",
+    "VerifyReport": "hpohash.reports",
+    "Finding": "hpohash.audit",
+    "RULES": "hpohash.rules",
+    "Rule": "hpohash.rules",
+    "HpohashError": "hpohash.errors",
+    "UsageError": "hpohash.errors",
+    "BackendError": "hpohash.errors",
+}
+
+if TYPE_CHECKING:
+    from hpohash.api import Aborted, apply, diff, plan_backfill, undo, verify
+    from hpohash.audit import Finding
+    from hpohash.errors import BackendError, HpohashError, UsageError
+    from hpohash.reports import BackfillPlan, BackfillReport, DiffReport, UndoReport, VerifyReport
+    from hpohash.rules import RULES, Rule
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported when first used (the CLI's --help and ``hash`` stay fast)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'hpohash' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hpohash.hashing import recognise_trial_hash_on
+from hpohash.hashing import CAUSE_V1, CAUSE_V2, recognise_trial_hash_on
 from hpohash.plan import Conflict, Plan, champion, choose_schema, expected_trial_hash, study_cause
 from hpohash.rules import ERROR, RULES, WARNING
-from hpohash.study import PARENT, REFIT, TRIAL, Scope, Study, output_dir_folder
+from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
+from hpohash.text import shorten
 from hpohash.tracking import RunRecord
 
 SEVERITY = {code: rule.severity for code, rule in RULES.items()}
@@ -96,10 +97,6 @@ def audit(scope: Scope, plan: Plan) -> list[Finding]:
     return out.items
 
 
-def _short(h: str | None) -> str:
-    return h[:12] if h else "none"
-
-
 def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> None:
     reg = scope.registry
     parent = study.parent
@@ -125,7 +122,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             PARENT,
             pid,
             (
-                f"configs were found but none reproduces the parent's stored study hash {_short(stored)}…: "
+                f"configs were found but none reproduces the parent's stored study hash {shorten(stored)}: "
                 f"{study.config_unmatched}; trials and refits are compared with the parent's stored hash"
                 if stored
                 else f"configs were found but {study.config_unmatched}"
@@ -162,10 +159,10 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
     # -- parent
     if not stored:
         out.add("HH100", parent, PARENT, pid, "parent has no study_key_hash", expected=recomputed)
-    elif study.schema_tag != "2.0":
+    elif study.schema_tag != V2_SCHEMA_TAG:
         cause = hashes.recognise_study_hash(stored) if hashes else None
         tag = f"schema tag is {study.schema_tag!r}" if study.schema_tag else "schema tag is missing"
-        what = {"v2": "its hash is already v2", None: "configs unavailable to tell what its hash is"}.get(
+        what = {CAUSE_V2: "its hash is already v2", None: "configs unavailable to tell what its hash is"}.get(
             cause, f"its hash is {cause}"
         )
         out.add("HH101", parent, PARENT, pid, f"parent {tag}; {what}", expected=recomputed, actual=stored, cause=cause)
@@ -278,14 +275,13 @@ def _check_study_hash(study: Study, run: RunRecord, stage: str, code: str, ref: 
     if ref is None or value == ref:
         return
     cause = study_cause(study, value, strict=False)
-    by_folder = cause == "v1" and study.hashes is not None and value not in study.hashes.v1_hashes
-    by_folder = by_folder or (cause == "v1" and study.hashes is None)
+    by_folder = cause == CAUSE_V1 and (study.hashes is None or value not in study.hashes.v1_hashes)
     basis = (
         "the parent's v2 tag"
         if study.parent_is_v2
         else ("the v2 hash recomputed from configs" if study.v2_hash else "the parent's stored hash")
     )
-    state = "missing" if not value else f"{_short(value)}… differs from {basis}"
+    state = "missing" if not value else f"{shorten(value)} differs from {basis}"
     why = f" (cause {cause}, by the study folder study-{study.folder})" if by_folder else f" (cause {cause})"
     out.add(
         code,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hpohash.limits import LimitError, check_value, load_json, load_yaml, read_bounded
+from hpohash.text import one_line
 
 REQUIRED = ("data", "hpo", "train")
 OPTIONAL = ("benchmark",)
@@ -44,10 +45,6 @@ class ConfigSet:
     sources: dict[str, str] = field(default_factory=dict)
 
 
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
-
-
 def parse_config(where: str, raw: bytes) -> dict[str, Any]:
     """Parse one config's bytes; ``where`` ends with the file name, whose suffix picks the parser."""
     import yaml
@@ -69,7 +66,7 @@ def parse_config(where: str, raw: bytes) -> dict[str, Any]:
         try:
             value = load_yaml(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(where, f"malformed YAML: {_one_line(exc)}") from exc
+            raise ConfigError(where, f"malformed YAML: {one_line(exc)}") from exc
         except LimitError as exc:
             raise ConfigError(where, str(exc)) from exc
     if value is None:

@@ -21,7 +21,11 @@ from typing import Any
 
 from hpohash import configs as cfg
 from hpohash.hashing import (
+    CAUSE_SEED_EVAL,
+    CAUSE_UNKNOWN,
+    CAUSE_V1,
     CAUSE_V2,
+    STUDY_KEY_V2_SCHEMA,
     StudyHashes,
     compute_study_hashes,
     data_fingerprint,
@@ -549,7 +553,7 @@ class ConfigSources:
                 explanation=f"the parent has no stored study hash to pick one of {len(self.candidates)} "
                 "candidate config sets",
             )
-        v2_parent = ev.schema_tag == "2.0"
+        v2_parent = ev.schema_tag == STUDY_KEY_V2_SCHEMA
         examined = 0
         pruned: list[Candidate] = []
         for cand in self.candidates:
@@ -563,7 +567,7 @@ class ConfigSources:
             if v2_parent:
                 if sh.study_key_hash == ev.stored:
                     return Discovery(cand, sh, examined=examined)
-            elif sh.recognise_study_hash(ev.stored) in (CAUSE_V2, "v1", "seed-eval"):
+            elif sh.recognise_study_hash(ev.stored) in (CAUSE_V2, CAUSE_V1, CAUSE_SEED_EVAL):
                 return Discovery(cand, sh, examined=examined)
         return self._nearest(ev, pruned, examined)
 
@@ -590,7 +594,7 @@ class ConfigSources:
             parts.append(f"eval fingerprint {'matches' if same else 'differs'}")
         sh = self.hashes(nearest, ev.model)
         variant = sh.recognise_study_hash(ev.stored)
-        if variant not in (None, "unknown"):
+        if variant not in (None, CAUSE_UNKNOWN):
             parts.append(f"it reproduces the stored hash as {variant}, not as v2")
         else:
             parts.append(

@@ -15,7 +15,13 @@ from typing import Any
 from hpohash import configs as cfg
 from hpohash import sources as src
 from hpohash.errors import UsageError
-from hpohash.hashing import CanonicalHP, StudyHashes, canonical_hyperparameters, compute_study_hashes
+from hpohash.hashing import (
+    STUDY_KEY_V2_SCHEMA,
+    CanonicalHP,
+    StudyHashes,
+    canonical_hyperparameters,
+    compute_study_hashes,
+)
 from hpohash.hyperparams import Recovered, recover_hyperparameters
 from hpohash.tags import TagRegistry
 from hpohash.tracking import Experiment, RunRecord, Tracking
@@ -31,7 +37,8 @@ TRIAL_STAGES = frozenset({"hpo_trial"})
 FOLD_STAGES = frozenset({"hpo_trial_fold", "hpo_fold", "cv_fold"})
 STRUCTURAL_STAGES = frozenset({"hpo"})
 HPO_STAGES = REFIT_STAGES | PARENT_STAGES | TRIAL_STAGES | FOLD_STAGES | STRUCTURAL_STAGES
-V2_SCHEMA_TAG = "2.0"
+#: the parent schema tag of a v2 study hash (the v2 study key's own schema version)
+V2_SCHEMA_TAG = STUDY_KEY_V2_SCHEMA
 #: Children whose artifacts are tried when a parent logged no configs (refits first); bounded so a
 #: study without configs costs a few artifact listings, not one per trial.
 MAX_CHILD_CONFIG_LOOKUPS = 2

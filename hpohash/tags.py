@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from hpohash.errors import UsageError
+from hpohash.text import one_line
 
 DEFAULT_KEYS: Mapping[str, str] = MappingProxyType(
     {
@@ -138,7 +138,7 @@ def load_tags_config(path: str | Path) -> TagRegistry:
         doc = load_yaml(text)
         check_value(doc)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: not valid YAML: {_one_line(exc)}") from exc
+        raise UsageError(f"{where}: not valid YAML: {one_line(exc)}") from exc
     except LimitError as exc:
         raise UsageError(f"{where}: {exc}") from exc
     if doc is None:
@@ -184,7 +184,3 @@ def load_tags_config(path: str | Path) -> TagRegistry:
             raise UsageError(f"{where}: {owners[key]} and {label} both map to '{key}': one tag cannot hold both")
         owners[key] = label
     return registry
-
-
-def _one_line(exc: Any) -> str:
-    return " ".join(str(exc).split())

@@ -22,6 +22,7 @@ from hpohash.errors import BackendError, UsageError
 from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
 from hpohash.redact import add_uri_secrets, redact
+from hpohash.text import one_line
 
 PAGE_SIZE = 1000
 ARTIFACT_DIR = "config"
@@ -62,10 +63,6 @@ class Experiment:
     name: str
 
 
-def _one_line(text: Any) -> str:
-    return " ".join(str(text).split())
-
-
 def redact_uri(uri: str) -> str:
     """The URI without any ``user:password@`` part and with secret query values masked."""
     try:
@@ -104,7 +101,7 @@ def _record(run: Any) -> RunRecord:
 def _classify(exc: Exception, what: str) -> Exception:
     """Turn an MLflow/requests exception into UsageError (not found) or BackendError (anything else)."""
     code = getattr(exc, "error_code", None)
-    message = redact(_one_line(getattr(exc, "message", None) or exc))
+    message = redact(one_line(getattr(exc, "message", None) or exc))
     if len(message) > 300:
         message = message[:300] + "…"
     if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
@@ -281,7 +278,7 @@ class Tracking:
                 raise err from exc
             # the store refused this run's config/ (a symlink out of the artifact root, say): a finding
             # for this study (reported once, under the first required config), not the end of the scan
-            reason = f"cannot list the {ARTIFACT_DIR}/ artifacts: {redact(_one_line(getattr(exc, 'message', exc)))}"
+            reason = f"cannot list the {ARTIFACT_DIR}/ artifacts: {redact(one_line(getattr(exc, 'message', exc)))}"
             return {cfg.REQUIRED[0]: cfg.ConfigError(f"run {run_id} artifact {ARTIFACT_DIR}/", reason)}
         by_name: dict[str, Any] = {}
         for info in infos:
@@ -316,7 +313,7 @@ class Tracking:
                     err = _classify(exc, f"downloading {where}")
                     if isinstance(err, BackendError):
                         raise err from exc
-                    out[stem] = cfg.ConfigError(where, f"cannot download: {_one_line(exc)}")
+                    out[stem] = cfg.ConfigError(where, f"cannot download: {one_line(exc)}")
         return out
 
     def map_concurrent(self, fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None) -> list[Any]:

@@ -11,6 +11,7 @@ from hpohash.render import VerifyContext, write_stdout
 from hpohash.render.text import summary_lines
 from hpohash.selection import CODES
 from hpohash.sources import describe_source
+from hpohash.text import shorten
 
 
 def _cell(value: Any) -> str:
@@ -118,7 +119,7 @@ def verify_markdown(report: dict[str, Any], ctx: VerifyContext) -> str:
 
 
 def _short(h: str | None) -> str:
-    return f"`{h[:12]}…`" if h else "—"
+    return f"`{shorten(h)}`" if h else "—"
 
 
 def render_demo(created: dict[str, Any]) -> None:

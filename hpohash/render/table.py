@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hpohash.render import BackfillContext, VerifyContext, silence_stdout, text
+from hpohash.text import shorten
 
 
 class _Console(Console):
@@ -81,11 +82,7 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
         out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def _short(h: str | None) -> str:
-    """Hashes shortened to 12 characters; short values (``2.0``, ``true``) shown whole."""
-    if not h:
-        return "—"
-    return h[:12] + "…" if len(h) > 16 else h
+_short = shorten
 
 
 def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from hpohash.render import VerifyContext
 from hpohash.selection import CODES
+from hpohash.text import short_hash
 
 #: narrower than this, wrapping helps nobody: lines wrap as if this wide
 MIN_WIDTH = 40
@@ -92,13 +93,6 @@ def join_wrap(parts: Sequence[str], width: int | None, sep: str = " · ", indent
 
 def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
-
-
-def short_hash(value: str | None) -> str:
-    """A 64-character hash as its first 8 characters and an ellipsis; anything else whole."""
-    if value is None:
-        return "∅"
-    return value[:8] + "…" if _HEX64.fullmatch(value) else value
 
 
 # ------------------------------------------------------------------------------------------ verify
