@@ -379,7 +379,9 @@ def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
 def summarise(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
     errors = sum(1 for f in findings if f.severity == ERROR)
     warnings = sum(1 for f in findings if f.severity == WARNING)
+    skipped = {} if scope.skipped_studies is None else {"studies_skipped": scope.skipped_studies}
     return {
+        **skipped,  # only with --since: the shape of a full verify is unchanged
         "studies": len(scope.studies),
         "parents": len(scope.studies),
         "trials": sum(len(s.trials) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == TRIAL),

@@ -200,7 +200,32 @@ def _registry(tags_config: str | None) -> Any:
     return load_tags_config(tags_config) if tags_config else TagRegistry()
 
 
-def _load_scope(store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False) -> Any:
+def parse_since(text: str, *, now: float | None = None) -> int:
+    """``--since`` as epoch milliseconds: a duration back from now (``90m``, ``12h``, ``1d``, ``2w``)
+    or an ISO date/time (``2026-11-20``, ``2026-11-20T06:00``; UTC unless it names a zone)."""
+    import re
+    import time
+    from datetime import UTC, datetime
+
+    value = text.strip()
+    m = re.fullmatch(r"(\d+)\s*([smhdw])", value.lower())
+    if m:
+        seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return int(((time.time() if now is None else now) - seconds) * 1000)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r}: expected a duration like 1d, 12h, 30m, 2w or a date like 2026-11-20[T06:00]"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _load_scope(
+    store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False, since_ms: int | None = None
+) -> Any:
     """Open the store and read the scope the same way for every command."""
     registry = _registry(store.tags_config)  # a bad tags file fails before any connection is made
     from hpohash.render.progress import progress_reporter
@@ -219,6 +244,7 @@ def _load_scope(store: StoreArgs, *, include_deleted: bool = False, show_progres
             config_dir=store.config_dir,
             model_override=store.model,
             progress=progress,
+            since_ms=since_ms,
         )
     return tracking, scope
 
@@ -234,11 +260,17 @@ def _interactive(fmt: str, quiet: bool) -> bool:
 @click.option("--check-all", is_flag=True, help="Check every study of the experiments (the default).")
 @click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option(
+    "--since",
+    metavar="DURATION|DATE",
+    help="Only the studies with a run started since then (1d, 12h, 2026-11-20), each read whole.",
+)
 @store_options
 def verify_cmd(
     check_all: bool,
     include_deleted: bool,
     strict: bool,
+    since: str | None,
     store: StoreArgs,
     fmt: str,
     quiet: bool,
@@ -254,13 +286,19 @@ def verify_cmd(
       hpohash verify -e hpohash-demo
       hpohash verify -e sweeps -e trials --format json
       hpohash verify --parent-run-id 3f2a... --format markdown >> "$GITHUB_STEP_SUMMARY"
+      hpohash verify -e sweeps --since 1d             # per pipeline run; a full verify nightly
     """
     from hpohash.audit import audit, verify_report
     from hpohash.plan import build_plan
 
     if check_all and store.parent_run_id:
         raise UsageError("--check-all and --parent-run-id exclude each other")
-    _, scope = _load_scope(store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet))
+    if since is not None and (check_all or store.parent_run_id):
+        raise UsageError("--since excludes --check-all and --parent-run-id")
+    since_ms = parse_since(since) if since is not None else None
+    _, scope = _load_scope(
+        store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet), since_ms=since_ms
+    )
     with gc_paused():
         findings = audit(scope, build_plan(scope))
         report = verify_report(scope, findings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +35,36 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-@dataclass(frozen=True)
+class Compact(Mapping[str, Any]):
+    """A read-only mapping whose key index is shared by every run with the same keys.
+
+    Runs of one pipeline carry the same tag/param/metric names, so a scan of 100,000 runs holds a
+    few dozen key indexes and one tuple of values per run instead of 100,000 dicts (SPEC §6 memory).
+    """
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: Mapping[str, int], values: Sequence[Any]) -> None:
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[self._index[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """A read-only snapshot of one run: what the study model and audit need, nothing more."""
 
@@ -52,6 +82,72 @@ class RunRecord:
     @property
     def deleted(self) -> bool:
         return self.lifecycle_stage == "deleted"
+
+    @property
+    def run_name(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Which tags, params and metrics a scan keeps of each run (``None``: all of them)."""
+
+    tags: frozenset[str] | None = None
+    tag_prefixes: tuple[str, ...] = ()
+    params: frozenset[str] | None = None
+    metrics: frozenset[str] | None = None
+
+    def keeps_tag(self, key: str) -> bool:
+        return self.tags is None or key in self.tags or key.startswith(self.tag_prefixes)
+
+
+KEEP_ALL = Keep()
+
+
+class Reducer:
+    """Turns MLflow's full ``Run`` objects into slim ``RunRecord`` s while a scan pages.
+
+    Equal strings (tag keys, stage values, a study's hash on each of its 98 trials, repeated
+    hyperparameter values) are stored once, and key indexes are shared between runs with the same
+    keys, so what stays alive per run is a few tuples of values.
+    """
+
+    def __init__(self, keep: Keep = KEEP_ALL) -> None:
+        self.keep = keep
+        self._strings: dict[str, str] = {}
+        self._indexes: dict[tuple[str, ...], Mapping[str, int]] = {}
+
+    def _s(self, value: str) -> str:
+        return self._strings.setdefault(value, value)
+
+    def _compact(self, pairs: Iterable[tuple[str, Any]], *, strings: bool) -> Compact:
+        items = sorted(pairs)
+        keys = tuple(k for k, _ in items)
+        index = self._indexes.get(keys)
+        if index is None:
+            index = self._indexes[keys] = MappingProxyType({self._s(k): i for i, k in enumerate(keys)})
+        if strings:
+            return Compact(index, tuple(self._s(v) for _, v in items))
+        return Compact(index, array("d", (v for _, v in items)))
+
+    def record(self, run: Any) -> RunRecord:
+        info, data = run.info, run.data
+        keep = self.keep
+        tags = ((k, v) for k, v in data.tags.items() if keep.keeps_tag(k))
+        params = ((k, v) for k, v in data.params.items() if keep.params is None or k in keep.params)
+        metrics = ((k, v) for k, v in data.metrics.items() if keep.metrics is None or k in keep.metrics)
+        return RunRecord(
+            run_id=info.run_id,
+            experiment_id=self._s(str(info.experiment_id)),
+            name=info.run_name or "",
+            artifact_uri=info.artifact_uri or "",
+            lifecycle_stage=self._s(info.lifecycle_stage),
+            status=self._s(info.status),
+            start_time=int(info.start_time or 0),
+            tags=self._compact(tags, strings=True),
+            params=self._compact(params, strings=True),
+            metrics=self._compact(((k, float(v)) for k, v in metrics), strings=False),
+        )
 
 
 @dataclass(frozen=True)
@@ -80,20 +176,8 @@ def is_http(uri: str) -> bool:
 
 
 def _record(run: Any) -> RunRecord:
-    info, data = run.info, run.data
-    return RunRecord(
-        run_id=info.run_id,
-        experiment_id=str(info.experiment_id),
-        name=info.run_name or "",
-        artifact_uri=info.artifact_uri or "",
-        lifecycle_stage=info.lifecycle_stage,
-        status=info.status,
-        start_time=int(info.start_time or 0),
-        # MLflow built these dicts for this Run alone: wrap them read-only instead of copying them
-        tags=MappingProxyType(data.tags),
-        params=MappingProxyType(data.params),
-        metrics=MappingProxyType(data.metrics),
-    )
+    """One run with all of its tags, params and metrics (named runs, never a whole scan)."""
+    return Reducer().record(run)
 
 
 def _classify(exc: Exception, what: str) -> Exception:
@@ -192,10 +276,16 @@ class Tracking:
         filter_string: str = "",
         include_deleted: bool = True,
         on_page: Callable[[int], None] | None = None,
+        reducer: Reducer | None = None,
     ) -> Iterator[RunRecord]:
-        """Every run of the experiments, one paged ``search_runs`` (no cap on the number of runs)."""
+        """Every run of the experiments, one paged ``search_runs`` (no cap on the number of runs).
+
+        Each page is reduced to slim records and dropped before any of them is handed on, so at most
+        one page of MLflow's full ``Run`` objects is alive at a time.
+        """
         from mlflow.entities import ViewType
 
+        reducer = reducer or Reducer()
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
         token = None
         with gc_paused():
@@ -210,13 +300,14 @@ class Tracking:
                     )
                 except Exception as exc:  # noqa: BLE001
                     raise _classify(exc, f"searching runs of experiment(s) {', '.join(experiment_ids)}") from exc
-                for run in page:
-                    yield _record(run)
-                n, token = len(page), page.token
+                records = [reducer.record(run) for run in page]
+                token = page.token
                 del page
                 collect_young()
                 if on_page is not None:
-                    on_page(n)
+                    on_page(len(records))
+                yield from records
+                del records
                 if not token:
                     return
 
@@ -230,18 +321,24 @@ class Tracking:
                 raise UsageError(f"run '{run_id}' not found at {self.display_uri}") from exc
             raise err from exc
 
-    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, RunRecord]:
+    def runs_by_id(
+        self,
+        run_ids: Sequence[str],
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        reducer: Reducer | None = None,
+    ) -> dict[str, RunRecord]:
         """Named runs via filtered paged scans (100 ids a filter), not one ``get_run`` each."""
         ids = list(dict.fromkeys(run_ids))
         if not ids:
             return {}
-        experiments = self.all_experiment_ids()
+        experiments = list(experiment_ids) if experiment_ids is not None else self.all_experiment_ids()
         out: dict[str, RunRecord] = {}
         for start in range(0, len(ids), 100):
             chunk = ", ".join(f"'{i}'" for i in ids[start : start + 100] if "'" not in i)
             if not chunk:
                 continue
-            for run in self.scan(experiments, filter_string=f"attributes.run_id IN ({chunk})"):
+            for run in self.scan(experiments, filter_string=f"attributes.run_id IN ({chunk})", reducer=reducer):
                 out[run.run_id] = run
         return out
 

@@ -95,15 +95,29 @@ def builder(sqlite_uri: str):
     return Builder(sqlite_uri, artifact_root=root.as_uri())
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real `mlflow server` on a free 127.0.0.1 port, started once for the whole test run."""
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def mlflow_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on a free 127.0.0.1 port, once per backend store for the whole test run:
+    a SQLite file, and a throwaway PostgreSQL cluster (skipped, saying why, where PostgreSQL is missing)."""
     from tests.server import MlflowServer
 
-    server = MlflowServer(tmp_path_factory.mktemp("server"))
-    server.start()
-    yield server
-    server.stop()
+    cluster = None
+    if request.param == "postgresql":
+        from tests.postgres import PostgresCluster, unavailable
+
+        why = unavailable()
+        if why:
+            pytest.skip(why)
+        cluster = PostgresCluster()
+        cluster.start()
+    server = MlflowServer(tmp_path_factory.mktemp(f"server-{request.param}"), cluster.uri if cluster else None)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if cluster is not None:
+            cluster.stop()
 
 
 @pytest.fixture

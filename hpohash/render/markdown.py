@@ -58,7 +58,8 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
         f"## hpohash verify — {status}",
         "",
         f"Experiments: {', '.join(report['experiments'])} · studies {s['studies']} · trials {s['trials']} · "
-        f"refits {s['refits']} · errors {s['errors']} · warnings {s['warnings']}",
+        f"refits {s['refits']} · errors {s['errors']} · warnings {s['warnings']}"
+        + (f" · studies skipped (no run since --since) {s['studies_skipped']}" if "studies_skipped" in s else ""),
         "",
     ]
     if report["studies"]:

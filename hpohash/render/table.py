@@ -68,7 +68,9 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
     out.print(
         Panel(
             f"[bold]{headline}[/], {s['warnings']} warning(s)\n"
-            f"studies {s['studies']} · trials {s['trials']} · refits {s['refits']}\n"
+            f"studies {s['studies']} · trials {s['trials']} · refits {s['refits']}"
+            + (f" · skipped {s['studies_skipped']} (no run since --since)" if "studies_skipped" in s else "")
+            + "\n"
             f"experiments: {', '.join(report['experiments'])} · store: {report['tracking_uri']}",
             title="hpohash verify",
             border_style=style,
