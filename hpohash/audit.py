@@ -6,6 +6,7 @@ tag the finding is about, so verify and backfill can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,7 @@ FIX_KEYS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     code: str
     severity: str
@@ -66,6 +67,32 @@ class Finding:
             "cause": self.cause,
             "fixable": self.fixable,
         }
+
+
+class FindingDicts(Sequence[dict[str, Any]]):
+    """The findings as SPEC §5 dicts, each made when read: at 100,000 runs a store can have 200,000
+    findings, and their dicts never need to exist all at once (the JSON renderer streams them)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[Finding]) -> None:
+        self._items = items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [f.as_dict() for f in self._items[i]]
+        return self._items[i].as_dict()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (f.as_dict() for f in self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class _Collector:
@@ -419,5 +446,5 @@ def verify_report(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
         "experiments": [e.name for e in scope.experiments],
         "summary": summarise(scope, findings),
         "studies": studies,
-        "findings": [f.as_dict() for f in findings],
+        "findings": FindingDicts(findings),
     }
