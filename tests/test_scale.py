@@ -111,3 +111,19 @@ def test_since_parsing_and_errors(run_cli, builder: Builder) -> None:
     assert_one_error_line(r, 2, "--since 'yesterday': expected a duration like 1d")
     r = run_cli(["verify", "--tracking-uri", builder.uri, "--parent-run-id", "abc", "--since", "1d"])
     assert_one_error_line(r, 2, "--since excludes --check-all and --parent-run-id")
+
+
+def test_json_findings_stream_in_chunks_as_one_line(run_cli, builder: Builder, monkeypatch) -> None:
+    """The streamed JSON is byte for byte what ``json.dumps`` of the whole report writes."""
+    from hpohash.render import json_
+
+    exp, name = builder.experiment()
+    builder.make_legacy(builder.study(exp))
+    builder.make_legacy(builder.study(exp, model="bert"))
+    args = ["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"]
+    whole = run_cli(args).out
+    monkeypatch.setattr(json_, "STREAM_CHUNK", 1)
+    r = run_cli(args)
+    doc = json.loads(r.out)
+    assert len(doc["findings"]) == 20 and r.out == whole
+    assert r.out == json.dumps(doc, ensure_ascii=False) + "\n"
