@@ -98,9 +98,12 @@ class FindingDicts(Sequence[dict[str, Any]]):
 class _Collector:
     def __init__(self, plan: Plan, reg: TagRegistry) -> None:
         self.items: list[Finding] = []
-        self.plan_keys: dict[str, set[str]] = {}
+        keys: dict[str, set[str]] = {}
         for c in plan.changes:
-            self.plan_keys.setdefault(c.run_id, set()).add(c.key)
+            keys.setdefault(c.run_id, set()).add(c.key)
+        # one frozenset per distinct set of keys (all legacy trials share one): small at 100,000 runs
+        shared: dict[frozenset[str], frozenset[str]] = {}
+        self.plan_keys = {rid: shared.setdefault(frozenset(k), frozenset(k)) for rid, k in keys.items()}
         self.reg = reg
         self.new_links = {c.new for c in plan.changes if c.key == reg.key("refit_of_trial_run_id")}
 
