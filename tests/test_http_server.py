@@ -161,3 +161,19 @@ def test_interrupted_backfill_resumes_and_undoes(
     r = run_cli(["undo", str(j1), str(j2), "--tracking-uri", mlflow_server.uri, "--yes", "--format", "json"])
     assert r.code == 0, r.err
     assert tags_of(http_builder, exp) == original_tags
+
+
+def test_verify_since_over_http(run_cli, http_builder: Builder) -> None:
+    """--since through the server: the start-time and `IS NULL` filters run in its database."""
+    import time
+
+    exp, name = http_builder.experiment()
+    now = int(time.time() * 1000)
+    old = http_builder.study(exp, model="old", start_time=now - 10 * 86_400_000)
+    new = http_builder.study(exp, model="new", start_time=now - 3_600_000)
+    http_builder.make_legacy(old)
+    r = run_cli(["verify", "--tracking-uri", http_builder.uri, "-e", name, "--since", "1d", "--format", "json"])
+    doc = json.loads(r.out)
+    assert r.code == 0, r.err
+    assert [st["parent_run_id"] for st in doc["studies"]] == [new.parent]
+    assert (doc["summary"]["studies"], doc["summary"]["studies_skipped"], doc["findings"]) == (1, 1, [])
