@@ -139,6 +139,22 @@ def audit(scope: Scope, plan: Plan) -> list[Finding]:
     return out.items
 
 
+def audit_per_study(scope: Scope) -> list[Finding]:
+    """``audit(scope, build_plan(scope))`` one study at a time: the same findings in the same order (the
+    plan of a study depends on that study alone), but only one study's plan is alive at once; at
+    100,000 legacy runs the whole plan is ~700,000 changes, more memory than the runs themselves."""
+    from dataclasses import replace
+
+    from hpohash.plan import build_plan
+
+    found: list[Finding] = []
+    for study in scope.studies:
+        one = replace(scope, studies=[study], orphans=[])
+        found += audit(one, build_plan(one))
+    found += audit(replace(scope, studies=[]), Plan((), ()))
+    return found
+
+
 def _short(h: str | None) -> str:
     return h[:12] if h else "none"
 

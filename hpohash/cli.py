@@ -288,8 +288,7 @@ def verify_cmd(
       hpohash verify --parent-run-id 3f2a... --format markdown >> "$GITHUB_STEP_SUMMARY"
       hpohash verify -e sweeps --since 1d             # per pipeline run; a full verify nightly
     """
-    from hpohash.audit import audit, verify_report
-    from hpohash.plan import build_plan
+    from hpohash.audit import audit_per_study, verify_report
 
     if check_all and store.parent_run_id:
         raise UsageError("--check-all and --parent-run-id exclude each other")
@@ -300,7 +299,7 @@ def verify_cmd(
         store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet), since_ms=since_ms
     )
     with gc_paused():
-        findings = audit(scope, build_plan(scope))
+        findings = audit_per_study(scope)
         report = verify_report(scope, findings)
     _renderer(fmt).render_verify(report, quiet=quiet)
     summary = report["summary"]

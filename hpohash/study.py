@@ -7,6 +7,7 @@ artifacts once per study (concurrently over HTTP), never a ``get_run`` per run.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -439,13 +440,32 @@ def _scan_hpo_runs(
         if progress:
             progress("scan", done, None)
 
-    for flt in hpo_filters(registry):
-        for run in tracking.scan(exp_ids, filter_string=_and(flt, where), on_page=on_page, reducer=reducer):
-            if run.run_id not in runs:
+    on_server = _filter_on_server(tracking)
+    filters = [_and(flt, where) for flt in hpo_filters(registry)] if on_server else [where]
+    for flt in filters:
+        for run in tracking.scan(exp_ids, filter_string=flt, on_page=on_page, reducer=reducer):
+            if run.run_id not in runs and _is_hpo(run, registry):
                 runs[run.run_id] = run
                 if seen is not None:
                     seen(run)
     return runs
+
+
+def _is_hpo(run: RunRecord, reg: TagRegistry) -> bool:
+    """What ``hpo_filters`` selects on the server, decided here when the scan was not filtered."""
+    stage = _stage(run, reg) or ""
+    return stage.startswith("hpo") or stage in HPO_STAGES or (reg.read(run.tags, "run_type") or "").lower() == "refit"
+
+
+def _filter_on_server(tracking: Tracking) -> bool:
+    """Over HTTP, a run the server filters out is never serialised, sent and parsed, which is most of
+    its cost. On a local SQLite file the tag filter is a join that every page (LIMIT/OFFSET) repeats:
+    measured at 50,000 runs, all of them HPO runs, a filtered scan took 42 s against 26 s unfiltered,
+    so there the runs are filtered here instead. ``HPOHASH_SERVER_FILTER=always|never`` overrides."""
+    choice = os.environ.get("HPOHASH_SERVER_FILTER", "").strip().lower()
+    if choice in ("always", "never"):
+        return choice == "always"
+    return tracking.http
 
 
 def _scan_recent_studies(

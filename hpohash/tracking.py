@@ -71,13 +71,20 @@ class RunRecord:
     run_id: str
     experiment_id: str
     name: str
-    artifact_uri: str
+    #: the artifact URI, or (``_artifact_derived``) the root it is ``<root>/<run_id>/artifacts`` under,
+    #: one string shared by every run of the experiment
+    _artifact: str
     lifecycle_stage: str
     status: str
     start_time: int
     tags: Mapping[str, str]
     params: Mapping[str, str]
     metrics: Mapping[str, float]
+    _artifact_derived: bool = False
+
+    @property
+    def artifact_uri(self) -> str:
+        return f"{self._artifact}/{self.run_id}/artifacts" if self._artifact_derived else self._artifact
 
     @property
     def deleted(self) -> bool:
@@ -136,11 +143,14 @@ class Reducer:
         tags = ((k, v) for k, v in data.tags.items() if keep.keeps_tag(k))
         params = ((k, v) for k, v in data.params.items() if keep.params is None or k in keep.params)
         metrics = ((k, v) for k, v in data.metrics.items() if keep.metrics is None or k in keep.metrics)
+        uri, suffix = info.artifact_uri or "", f"/{info.run_id}/artifacts"
+        derived = uri.endswith(suffix)
         return RunRecord(
             run_id=info.run_id,
             experiment_id=self._s(str(info.experiment_id)),
             name=info.run_name or "",
-            artifact_uri=info.artifact_uri or "",
+            _artifact=self._s(uri[: -len(suffix)]) if derived else uri,
+            _artifact_derived=derived,
             lifecycle_stage=self._s(info.lifecycle_stage),
             status=self._s(info.status),
             start_time=int(info.start_time or 0),

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from hpohash.cli import parse_since
 from hpohash.study import load_scope
 from hpohash.tags import TagRegistry
@@ -47,7 +49,12 @@ def test_scan_keeps_registered_tags_and_all_params_metrics(builder: Builder) -> 
     assert scope.index[s.trials[1]].params._index is trial.params._index
 
 
-def test_non_hpo_runs_stay_on_the_server_but_link_targets_are_read(run_cli, builder: Builder) -> None:
+@pytest.mark.parametrize("where", ["always", "never"])
+def test_non_hpo_runs_are_not_kept_but_link_targets_are_read(
+    run_cli, builder: Builder, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Filtered on the server (``always``) or while reducing the pages (``never``): the same scope."""
+    monkeypatch.setenv("HPOHASH_SERVER_FILTER", where)
     exp, name = builder.experiment()
     s = builder.study(exp)
     other = builder.run(exp, "train", {"code.stage": "train"})
@@ -127,3 +134,21 @@ def test_json_findings_stream_in_chunks_as_one_line(run_cli, builder: Builder, m
     doc = json.loads(r.out)
     assert len(doc["findings"]) == 20 and r.out == whole
     assert r.out == json.dumps(doc, ensure_ascii=False) + "\n"
+
+
+def test_audit_per_study_equals_the_whole_scope_audit(builder: Builder) -> None:
+    from hpohash.audit import audit, audit_per_study
+    from hpohash.plan import build_plan
+
+    exp, _ = builder.experiment()
+    a = builder.study(exp)
+    builder.make_legacy(a)
+    b = builder.study(exp, model="bert")
+    builder.make_legacy(b, link_refit=True)
+    builder.set(b.refit, code__refit__of_trial_run_id=a.trials[0])  # a link across studies
+    builder.study(exp, model="roberta")
+    builder.run(exp, "stray", {"code.stage": "hpo", "mlflow.parentRunId": "gone", "code.hpo.trial_number": "1"})
+    scope = load_scope(Tracking(builder.uri), TagRegistry(), experiment_ids=[exp])
+    whole = audit(scope, build_plan(scope))
+    assert len(whole) == 21 and any(f.code == "HH150" for f in whole)
+    assert audit_per_study(scope) == whole
