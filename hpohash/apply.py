@@ -7,17 +7,19 @@ current value is still the one written, so it is safe to run twice or after a pa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hpohash import __version__
-from hpohash.errors import BackendError, UsageError
+from hpohash.errors import BackendError, JournalWriteError, UsageError
 from hpohash.plan import PlannedChange
 from hpohash.tracking import Tracking, _classify
 
@@ -57,33 +59,109 @@ def default_journal_path(now: datetime | None = None) -> Path:
     return Path(".hpohash") / f"journal-{stamp}.jsonl"
 
 
+@dataclass
+class WriteLedger:
+    """What this process has written so far: the truth a Ctrl-C message tells (SPEC §5, exit 130).
+
+    Mutable on purpose: worker threads update it as writes land, and the CLI reads it when
+    interrupted, wherever the interrupt arrived.
+    """
+
+    command: str | None = None
+    journal: str | None = None
+    runs_written: int = 0
+    tags_written: int = 0
+    in_flight: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.command, self.journal, self.runs_written, self.tags_written = None, None, 0, 0
+            self.in_flight.clear()
+
+    def interrupted_message(self) -> str:
+        with self.lock:
+            runs, tags, flying, journal = self.runs_written, self.tags_written, len(self.in_flight), self.journal
+        if journal is None:
+            return "interrupted: nothing written"
+        text = f"interrupted: {runs} run(s) written ({tags} tags)"
+        if flying:
+            text += f", {flying} more run(s) were being written and may or may not have landed"
+        return (
+            f"{text}; every one is in the journal {journal}. To finish, rerun the same {self.command or 'command'}; "
+            f"to go back, run: hpohash undo {journal}"
+        )
+
+
+#: this process's writes (one command per process)
+LEDGER = WriteLedger()
+
+
+def check_journal_path(path: str | Path) -> None:
+    """Before anything is read: a journal is never overwritten, and its directory must be creatable."""
+    p = Path(path)
+    where = f"--journal {p}"
+    if len(p.name.encode("utf-8", "surrogateescape")) > 255:
+        raise UsageError(f"{where}: cannot create: file name too long")
+    try:
+        exists = p.exists() or p.is_symlink()
+    except OSError as exc:  # a path too long as a whole, a loop of symlinks…
+        raise UsageError(f"{where}: cannot create: {exc.strerror or exc}") from exc
+    if exists:
+        raise UsageError(f"{where}: already exists; journals are never overwritten")
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise UsageError(f"{where}: cannot create: {ancestor} is not a directory")
+    if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: cannot create: permission denied in {ancestor}")
+
+
 class Journal:
     """Append-only JSON-lines file; every append is flushed and fsynced before the write it covers."""
 
     def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
         self.path = path
+        where = f"--journal {path}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except FileExistsError as exc:  # an ancestor is a file (``/dev/null/j.jsonl``)
+            raise UsageError(f"{where}: cannot create: {path.parent} is not a directory") from exc
+        except OSError as exc:
+            raise UsageError(f"{where}: cannot create {path.parent}: {exc.strerror or exc}") from exc
+        try:
             self._fh = path.open("x", encoding="utf-8")
         except FileExistsError as exc:
-            raise UsageError(f"--journal {path}: already exists; journals are never overwritten") from exc
+            raise UsageError(f"{where}: already exists; journals are never overwritten") from exc
         except OSError as exc:
-            raise UsageError(f"--journal {path}: cannot create: {exc.strerror or exc}") from exc
+            raise UsageError(f"{where}: cannot create: {exc.strerror or exc}") from exc
         self._lock = threading.Lock()
-        self._append([dict(header)])
+        try:
+            self._append([dict(header)])
+        except JournalWriteError as exc:
+            self._fh.close()
+            raise UsageError(str(exc)) from exc
+        with LEDGER.lock:
+            LEDGER.journal = str(path)
+            LEDGER.command = str(header.get("command") or "command")
 
     def _append(self, lines: Iterable[Mapping[str, Any]]) -> None:
-        with self._lock:
-            for line in lines:
-                self._fh.write(json.dumps(line, ensure_ascii=False, sort_keys=False) + "\n")
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+        try:
+            with self._lock:
+                for line in lines:
+                    self._fh.write(json.dumps(line, ensure_ascii=False, sort_keys=False) + "\n")
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise JournalWriteError(f"journal {self.path}: cannot write: {exc.strerror or exc}") from exc
 
     def record(self, writes: Sequence[TagWrite]) -> None:
         self._append({"run_id": w.run_id, "key": w.key, "old": w.old, "new": w.new} for w in writes)
 
     def close(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):  # every line that mattered was fsynced when it was appended
+            self._fh.close()
 
 
 def journal_header(command: str, tracking: Tracking, experiments: Sequence[str]) -> dict[str, Any]:
@@ -108,6 +186,7 @@ def write_runs(
     """Journal, then write each run's tags in one ``log_batch`` (plus deletes); failures are per run."""
     lock = threading.Lock()
     state = {"done": 0, "written": 0, "consecutive": 0}
+    journal_error: list[str] = []
     failures: list[RunFailure] = []
     total = len(runs)
 
@@ -115,21 +194,37 @@ def write_runs(
         run_id, writes = item
         with lock:
             abandon = state["consecutive"] >= MAX_CONSECUTIVE_BACKEND_FAILURES
-        if abandon:
+            no_journal = bool(journal_error)
+        if no_journal:
+            failure = RunFailure(run_id, "not attempted: the journal cannot be written", False)
+        elif abandon:
             failure = RunFailure(run_id, "not attempted: the tracking backend kept failing", True)
         else:
             try:
                 journal.record(writes)
-                sets = {w.key: w.new for w in writes if w.new is not None}
-                if sets:
-                    tracking.set_tags(run_id, sets)  # type: ignore[arg-type]
-                for w in writes:
-                    if w.new is None:
-                        tracking.delete_tag(run_id, w.key)
-                failure = None
-            except Exception as exc:  # noqa: BLE001 - reported per run, the rest continue
-                err = _classify(exc, f"run {run_id}")
-                failure = RunFailure(run_id, str(err), isinstance(err, BackendError))
+            except JournalWriteError as exc:  # a disk problem, not the backend: stop writing altogether
+                with lock:
+                    journal_error.append(str(exc))
+                failure = RunFailure(run_id, f"{exc}; not written", False)
+            else:
+                with LEDGER.lock:
+                    LEDGER.in_flight.add(run_id)
+                try:
+                    sets = {w.key: w.new for w in writes if w.new is not None}
+                    if sets:
+                        tracking.set_tags(run_id, sets)  # type: ignore[arg-type]
+                    for w in writes:
+                        if w.new is None:
+                            tracking.delete_tag(run_id, w.key)
+                    failure = None
+                except Exception as exc:  # noqa: BLE001 - reported per run, the rest continue
+                    err = _classify(exc, f"run {run_id}")
+                    failure = RunFailure(run_id, str(err), isinstance(err, BackendError))
+                with LEDGER.lock:
+                    LEDGER.in_flight.discard(run_id)
+                    if failure is None:
+                        LEDGER.runs_written += 1
+                        LEDGER.tags_written += len(writes)
         with lock:
             state["done"] += 1
             if failure is None:
@@ -160,44 +255,107 @@ def changes_to_writes(changes: Iterable[PlannedChange]) -> dict[str, list[TagWri
 
 
 @dataclass(frozen=True)
+class CutLine:
+    """A journal's last line cut short (the process died while journaling it): reported, never guessed.
+
+    ``old`` is known only when the cut came after it (``known_old``); the tag's current value then
+    tells whether the write reached the store.
+    """
+
+    line: int
+    text: str
+    run_id: str | None
+    key: str | None
+    old: str | None = None
+    known_old: bool = False
+
+
+@dataclass(frozen=True)
 class JournalFile:
     path: Path
     header: dict[str, Any]
     entries: tuple[TagWrite, ...]
+    cut: CutLine | None = None
+
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_\-]{1,256}$")
+_CUT_RUN_ID = re.compile(r'"run_id"\s*:\s*"([A-Za-z0-9_\-]{1,256})"')
+_CUT_KEY = re.compile(r'"key"\s*:\s*"([\w\-./: ]{1,250})"')
+_CUT_OLD = re.compile(r'"old"\s*:\s*(null|"(?:[^"\\]|\\.)*")\s*,')
+
+
+def _cut_line(n: int, line: str) -> CutLine:
+    run_id, key, old = _CUT_RUN_ID.search(line), _CUT_KEY.search(line), _CUT_OLD.search(line)
+    old_value: str | None = None
+    known = False
+    if old:
+        try:
+            decoded = json.loads(old.group(1))
+        except ValueError:
+            decoded = 0
+        if decoded is None or isinstance(decoded, str):
+            old_value, known = decoded, True
+    return CutLine(n, line[:200], run_id.group(1) if run_id else None, key.group(1) if key else None, old_value, known)
 
 
 def read_journal(path: str | Path) -> JournalFile:
+    """Parse a journal; a cut last line is kept as :class:`CutLine`, any other bad line is a usage error."""
+    from hpohash.limits import LimitError, load_json
+    from hpohash.tags import TAG_KEY_RE
+
     p = Path(path)
+    where = f"journal {p}"
     try:
-        lines = p.read_text(encoding="utf-8").splitlines()
+        if p.is_dir():
+            raise UsageError(f"{where}: is a directory, not a journal")
+        raw = p.read_bytes()
     except OSError as exc:
-        raise UsageError(f"journal {p}: cannot read: {exc.strerror or exc}") from exc
-    if not lines:
-        raise UsageError(f"journal {p}: empty")
+        raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        lines = raw.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}): not an hpohash journal") from exc
+    if not any(line.strip() for line in lines):
+        raise UsageError(f"{where}: empty")
+    last = max(n for n, line in enumerate(lines, 1) if line.strip())
     entries: list[TagWrite] = []
     header: dict[str, Any] | None = None
+    cut: CutLine | None = None
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = load_json(line)
         except json.JSONDecodeError as exc:
-            if n == len(lines):
-                break  # a line cut short by an interruption: nothing after it was written
-            raise UsageError(f"journal {p}:{n}: not JSON: {exc.msg}") from exc
+            if n == last and header is not None:
+                cut = _cut_line(n, line)
+                break  # the line the process was writing when it died
+            if header is None:
+                raise UsageError(f"{where}:{n}: not an hpohash journal (no header line)") from exc
+            raise UsageError(f"{where}:{n}: not JSON: {exc.msg}") from exc
+        except LimitError as exc:
+            raise UsageError(f"{where}:{n}: {exc}") from exc
         if header is None:
             if not isinstance(obj, dict) or "hpohash_journal" not in obj:
-                raise UsageError(f"journal {p}:1: not an hpohash journal (no header line)")
+                raise UsageError(f"{where}:{n}: not an hpohash journal (no header line)")
+            uri, experiments = obj.get("tracking_uri"), obj.get("experiments", [])
+            if not (uri is None or isinstance(uri, str)) or not (
+                isinstance(experiments, list) and all(isinstance(e, str) for e in experiments)
+            ):
+                raise UsageError(f"{where}:{n}: header's tracking_uri must be a string, experiments a list of names")
             header = obj
             continue
         if not isinstance(obj, dict) or not isinstance(obj.get("run_id"), str) or not isinstance(obj.get("key"), str):
-            raise UsageError(f"journal {p}:{n}: expected an object with run_id, key, old, new")
+            raise UsageError(f"{where}:{n}: expected an object with run_id, key, old, new")
+        if not RUN_ID_RE.match(obj["run_id"]) or not TAG_KEY_RE.match(obj["key"]):
+            raise UsageError(f"{where}:{n}: run_id or key is not an MLflow run id / tag key")
         old, new = obj.get("old"), obj.get("new")
         if not (old is None or isinstance(old, str)) or not (new is None or isinstance(new, str)):
-            raise UsageError(f"journal {p}:{n}: old and new must be strings or null")
+            raise UsageError(f"{where}:{n}: old and new must be strings or null")
         entries.append(TagWrite(obj["run_id"], obj["key"], old, new))
-    assert header is not None
-    return JournalFile(p, header, tuple(entries))
+    if header is None:
+        raise UsageError(f"{where}: not an hpohash journal (no header line)")
+    return JournalFile(p, header, tuple(entries), cut)
 
 
 @dataclass(frozen=True)
@@ -205,6 +363,35 @@ class UndoPlan:
     writes: dict[str, list[TagWrite]]
     skipped: tuple[tuple[TagWrite, str | None], ...]  # changed since the journal: (entry, current value)
     missing_runs: tuple[str, ...]
+    cut: tuple[dict[str, Any], ...] = ()  # cut last lines: where, what they name, the tag's value now
+
+
+def _cut_report(jf: JournalFile, current: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """What a cut last line means, judged by the tag's current value (the journal cannot say)."""
+    cut = jf.cut
+    assert cut is not None
+    head = f"journal {jf.path}:{cut.line}: last line is cut (the process died while journaling it)"
+    tags = current.get(cut.run_id or "")
+    now = tags.get(cut.key) if tags is not None and cut.key else None
+    if not (cut.run_id and cut.key):
+        what = "it names no run and tag that can be checked"
+    elif tags is None:
+        what = f"run {cut.run_id} cannot be read back"
+    elif cut.known_old and now == cut.old:
+        what = f"run {cut.run_id} {cut.key} still holds its old value {now!r}: that write never reached the store"
+    elif cut.known_old:
+        what = f"run {cut.run_id} {cut.key} now holds {now!r}, not its old value {cut.old!r}: check it by hand"
+    else:
+        what = f"run {cut.run_id} {cut.key} now holds {now!r}; the line ends before its old value: check it by hand"
+    return {
+        "journal": str(jf.path),
+        "line": cut.line,
+        "run_id": cut.run_id,
+        "key": cut.key,
+        "old": cut.old if cut.known_old else None,
+        "current": now,
+        "message": f"{head}; {what}",
+    }
 
 
 def plan_undo(journals: Sequence[JournalFile], current: Mapping[str, Mapping[str, str]]) -> UndoPlan:
@@ -239,7 +426,8 @@ def plan_undo(journals: Sequence[JournalFile], current: Mapping[str, Mapping[str
             first_old = final[w.key].old if w.key in final else w.old
             final[w.key] = TagWrite(rid, w.key, first_old, w.new)
         merged[rid] = [w for w in final.values() if w.old != w.new]
-    return UndoPlan({k: v for k, v in merged.items() if v}, tuple(skipped), tuple(missing))
+    cut = tuple(_cut_report(jf, current) for jf in journals if jf.cut is not None)
+    return UndoPlan({k: v for k, v in merged.items() if v}, tuple(skipped), tuple(missing), cut)
 
 
 def backfill_report(plan: Any, *, dry_run: bool, journal: str | None, result: ApplyResult | None) -> dict[str, Any]:
@@ -281,6 +469,7 @@ def undo_report(plan: UndoPlan, *, dry_run: bool, journal: str | None, result: A
             "runs_failed": len(result.failures) if result else 0,
             "skipped": len(plan.skipped),
             "missing_runs": len(plan.missing_runs),
+            "cut_lines": len(plan.cut),
         },
         "changes": [
             {"run_id": w.run_id, "key": w.key, "old": w.old, "new": w.new} for ws in plan.writes.values() for w in ws
@@ -289,5 +478,6 @@ def undo_report(plan: UndoPlan, *, dry_run: bool, journal: str | None, result: A
             {"run_id": e.run_id, "key": e.key, "journal_new": e.new, "current": cur} for e, cur in plan.skipped
         ],
         "missing_runs": list(plan.missing_runs),
+        "cut_lines": list(plan.cut),
         "failures": [{"run_id": f.run_id, "error": f.error} for f in (result.failures if result else ())],
     }

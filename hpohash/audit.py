@@ -11,20 +11,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpohash.hashing import recognise_trial_hash_on
-from hpohash.plan import Plan, choose_schema, expected_trial_hash
+from hpohash.plan import Conflict, Plan, choose_schema, expected_trial_hash, study_cause
+from hpohash.rules import ERROR, RULES, WARNING
 from hpohash.study import PARENT, REFIT, TRIAL, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.tracking import RunRecord
 
-ERROR = "error"
-WARNING = "warning"
-
-SEVERITY = {
-    "HH100": ERROR, "HH101": ERROR, "HH102": WARNING, "HH103": WARNING,
-    "HH110": ERROR, "HH111": ERROR, "HH112": ERROR,
-    "HH120": ERROR, "HH121": ERROR, "HH122": ERROR, "HH123": ERROR, "HH124": ERROR,
-    "HH130": ERROR, "HH140": WARNING, "HH141": ERROR, "HH150": WARNING, "HH160": WARNING,
-}  # fmt: skip
+SEVERITY = {code: rule.severity for code, rule in RULES.items()}
 
 #: the logical tags a finding is about: it is fixable when the plan writes one of them on its run
 FIX_KEYS = {
@@ -134,7 +127,14 @@ def audit(scope: Scope, plan: Plan) -> list[Finding]:
         _audit_study(scope, study, plan, out)
     for orphan in scope.orphans:
         ref = orphan.parent_ref
-        where = f"names parent {ref}, which is not in the scanned experiments" if ref else "names no parent run"
+        if not ref:
+            where = "names no parent run"
+        elif ref == orphan.run.run_id:
+            where = "names itself as its parent: a lineage loop"
+        elif ref in scope.index:
+            where = f"names parent {ref}, which is not a study's parent run (a lineage loop or a wrong link)"
+        else:
+            where = f"names parent {ref}, which is not in the scanned experiments"
         out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
     return out.items
 
@@ -168,15 +168,30 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
     recomputed = study.recomputed_hash
 
     # -- configs
+    refit_ids = {r.run_id for r in study.refits}
     for problem in study.config_problems:
         out.add(
             "HH141",
             scope.index.get(problem.run_id, parent),
-            PARENT if problem.run_id == pid else TRIAL,
+            PARENT if problem.run_id == pid else (REFIT if problem.run_id in refit_ids else TRIAL),
             pid,
             f"config {problem.where} is malformed: {problem.reason}",
         )
-    if study.config_missing and not study.config_problems:
+    if study.config_unmatched and not study.config_problems:
+        out.add(
+            "HH142",
+            parent,
+            PARENT,
+            pid,
+            (
+                f"configs were found but none reproduces the parent's stored study hash {_short(stored)}…: "
+                f"{study.config_unmatched}; trials and refits are compared with the parent's stored hash"
+                if stored
+                else f"configs were found but {study.config_unmatched}"
+            ),
+            actual=stored,
+        )
+    elif study.config_missing and not study.config_problems:
         out.add(
             "HH140",
             parent,
@@ -191,7 +206,16 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             parent,
             PARENT,
             pid,
-            "no model: no code.backbone tag, backbone param or code.model tag; pass --model",
+            f"no model: no {reg.key('backbone')} tag, backbone param or {reg.key('model')} tag; pass --model",
+        )
+    if study.model and (study.model_source or "").startswith(f"tag:{reg.key('model')} "):
+        out.add(
+            "HH143",
+            parent,
+            PARENT,
+            pid,
+            f"model '{study.model}' comes from {study.model_source}: the pipeline writes a shortened name "
+            f"there, so the study key may use a longer one; set the {reg.key('backbone')} tag on the parent if it does",
         )
 
     # -- parent
@@ -312,21 +336,22 @@ def _check_study_hash(study: Study, run: RunRecord, stage: str, code: str, ref: 
     value = out.reg.read(run.tags, "study_key_hash")
     if ref is None or value == ref:
         return
-    cause = None
-    if value and study.hashes:
-        cause = "v2" if value == study.hashes.study_key_hash else study.hashes.recognise_study_hash(value)
+    cause = study_cause(study, value, strict=False)
+    by_folder = cause == "v1" and study.hashes is not None and value not in study.hashes.v1_hashes
+    by_folder = by_folder or (cause == "v1" and study.hashes is None)
     basis = (
         "the parent's v2 tag"
         if study.parent_is_v2
         else ("the v2 hash recomputed from configs" if study.v2_hash else "the parent's stored hash")
     )
     state = "missing" if not value else f"{_short(value)}… differs from {basis}"
+    why = f" (cause {cause}, by the study folder study-{study.folder})" if by_folder else f" (cause {cause})"
     out.add(
         code,
         run,
         stage,
         study.parent.run_id,
-        f"{stage} study_key_hash {state}" + (f" (cause {cause})" if cause else ""),
+        f"{stage} study_key_hash {state}" + (why if cause else ""),
         expected=ref,
         actual=value,
         cause=cause,
@@ -402,9 +427,29 @@ def champion(study: Study, reg: TagRegistry) -> tuple[RunRecord | None, str, str
 
 def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
     reg = scope.registry
+    refit_ids = {r.run_id for r in study.refits}
+    named = reg.read(study.parent.tags, "refit_run_id")
+    if named and named not in refit_ids:
+        target = scope.index.get(named)
+        if target is None:
+            why = "does not exist in the scanned experiments"
+        elif target.deleted:
+            why = "is deleted"
+        else:
+            why = "is not a refit of this study"
+        out.add(
+            "HH125",
+            study.parent,
+            PARENT,
+            study.parent.run_id,
+            f"parent {reg.key('refit_run_id')} names run {named}, which {why}: the champion checkpoint cannot be found",
+            actual=named,
+        )
     best, metric, direction = champion(study, reg)
     if best is None:
         return
+    if named and named in refit_ids:
+        return  # the pipeline's own record of the study's refit (it may pick by more than the metric)
     for refit in study.refits:
         if reg.read(refit.tags, "refit_of_trial_run_id") == best.run_id:
             return
@@ -453,6 +498,7 @@ def verify_report(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
                 "model_source": s.model_source,
                 "study_key_hash": s.stored_hash,
                 "recomputed_study_key_hash": s.recomputed_hash,
+                "config_source": s.config_origin.as_dict() if s.config_origin else None,
                 "trials": len(s.trials),
                 "refits": len(s.refits),
                 "errors": sum(1 for f in fs if f.severity == ERROR),
@@ -467,3 +513,15 @@ def verify_report(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
         "studies": studies,
         "findings": FindingDicts(findings),
     }
+
+
+def remaining_conflicts(findings: list[Finding], plan: Plan) -> tuple[Conflict, ...]:
+    """Errors the plan does not fix, as conflicts: backfill says what is left, and its exit code agrees
+    with verify's (``verify`` exits 0 ⇔ ``backfill --dry-run --exit-code`` exits 0)."""
+    covered = {c.run_id for c in plan.conflicts}
+    out = []
+    for f in findings:
+        if f.severity != ERROR or f.fixable or f.run_id in covered:
+            continue
+        out.append(Conflict(f.run_id, f.stage, None, f.actual, f"{f.code} not fixable by backfill: {f.message}"))
+    return tuple(out)

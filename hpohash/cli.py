@@ -7,19 +7,82 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hpohash import __version__
-from hpohash.errors import EXIT_BACKEND, EXIT_FINDINGS, EXIT_USAGE, HpohashError, UsageError
+from hpohash.errors import (
+    EXIT_BACKEND,
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    HpohashError,
+    UsageError,
+)
 from hpohash.perf import gc_paused
 
 FORMATS = ("table", "json", "markdown")
+#: verify also speaks the formats CI systems read natively
+VERIFY_FORMATS = (*FORMATS, "github", "junit")
+
+#: ``--help`` sections, by parameter name; an option not named here is listed under "Other options"
+HELP_SECTIONS: dict[str, str] = {
+    **dict.fromkeys(
+        ("tracking_uri", "experiment_names", "experiment_ids", "parent_run_id", "check_all", "include_deleted"),
+        "Scope",
+    ),
+    **dict.fromkeys(
+        ("config_dirs", "config_history", "config_rev", "stage", "against_config_dir", "tags_config", "model"),
+        "Config",
+    ),
+    **dict.fromkeys(
+        ("fmt", "output", "select", "ignore", "statistics", "strict", "quiet", "verbose"),
+        "Output",
+    ),
+    **dict.fromkeys(
+        ("dry_run", "yes", "exit_code", "force", "trial_key_schema", "workers", "journal_path"), "Backfill"
+    ),
+}
+#: per-command exceptions: ``hash`` reads files, and its trial-key schema chooses what to print
+COMMAND_SECTIONS: dict[str, dict[str, str]] = {
+    "hash": {
+        **dict.fromkeys(("data_file", "hpo_file", "train_file", "benchmark_file"), "Config"),
+        **dict.fromkeys(("hyperparameters", "trial_key_schema"), "Trial"),
+        "show_key": "Output",
+    },
+}
+_SECTION_ORDER = ("Scope", "Config", "Trial", "Backfill", "Output", "Other options")
+
+
+class SectionedCommand(click.Command):
+    """Click has no option groups: list the options under Scope / Config / Backfill / Output headings."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            name = param.name or ""
+            section = COMMAND_SECTIONS.get(self.name or "", {}).get(name) or HELP_SECTIONS.get(name, "Other options")
+            sections.setdefault(section, []).append(record)
+        for name in _SECTION_ORDER:
+            if name in sections:
+                title = "Undo" if name == "Backfill" and self.name == "undo" else name  # same options, its own name
+                with formatter.section(f"{title} options" if name != "Other options" else name):
+                    formatter.write_dl(sections[name])
+
+
+class SectionedGroup(click.Group):
+    command_class = SectionedCommand
 
 
 def _renderer(fmt: str) -> Any:
@@ -28,16 +91,20 @@ def _renderer(fmt: str) -> Any:
         from hpohash.render import json_ as mod
     elif fmt == "markdown":
         from hpohash.render import markdown as mod
+    elif fmt == "github":
+        from hpohash.render import github as mod
+    elif fmt == "junit":
+        from hpohash.render import junit as mod
     else:
         from hpohash.render import table as mod
     return mod
 
 
-def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def output_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Callable[..., Any]:
     f = click.option("--verbose", "-v", is_flag=True, help="Show tracebacks and debug detail on errors.")(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the result.")(f)
     f = click.option(
-        "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True, help="Output format."
+        "--format", "fmt", type=click.Choice(formats), default="table", show_default=True, help="Output format."
     )(f)
     return f
 
@@ -50,12 +117,64 @@ class StoreArgs:
     experiment_names: tuple[str, ...]
     experiment_ids: tuple[str, ...]
     tags_config: str | None
-    config_dir: str | None
+    config_dirs: tuple[str, ...]
+    config_history: bool
+    config_rev: str | None
     parent_run_id: str | None
     model: str | None
 
 
-def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
+def config_source_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config-dir`` (repeatable) and how far back its git history is searched."""
+    f = click.option(
+        "--config-rev",
+        metavar="REV",
+        help="Use the config tree of this git revision only (no work tree, no other history).",
+    )(f)
+    f = click.option(
+        "--config-history/--no-config-history",
+        default=True,
+        show_default=True,
+        help="Also search the git history of --config-dir, newest first, for configs that reproduce a study.",
+    )(f)
+    f = click.option(
+        "--config-dir",
+        "config_dirs",
+        multiple=True,
+        type=click.Path(file_okay=False, path_type=str),
+        help="Configs for runs that logged none: the pipeline's config tree (experiment/, data/, hpo/, "
+        "train.yaml) or a flat data/hpo/train[/benchmark].yaml folder (repeatable).",
+    )(f)
+    return f
+
+
+def _warn(lines: Sequence[str]) -> None:
+    for line in lines:
+        click.echo(f"hpohash: warning: {line}", err=True)
+
+
+def _complete_experiment_names(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Experiment names for shell completion where that is cheap: read from a local SQLite store, no mlflow.
+
+    A tracking server would mean importing mlflow and a request per key press: no suggestions there.
+    """
+    import sqlite3
+
+    uri = ctx.params.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
+    if not uri.startswith("sqlite:///") or not Path(uri[len("sqlite:///") :]).is_file():
+        return []
+    try:
+        con = sqlite3.connect(f"file:{uri[len('sqlite:///') :]}?mode=ro", uri=True)
+        try:
+            rows = con.execute("SELECT name FROM experiments WHERE lifecycle_stage = 'active' ORDER BY name").fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return []
+    return [name for (name,) in rows if name.startswith(incomplete)]
+
+
+def store_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Callable[..., Any]:
     """Add the shared store options and hand them to the command as one ``store: StoreArgs``."""
 
     @functools.wraps(f)
@@ -65,36 +184,49 @@ def store_options(f: Callable[..., Any]) -> Callable[..., Any]:
         experiment_names: tuple[str, ...],
         experiment_ids: tuple[str, ...],
         tags_config: str | None,
-        config_dir: str | None,
+        config_dirs: tuple[str, ...],
+        config_history: bool,
+        config_rev: str | None,
         parent_run_id: str | None,
         model: str | None,
         **kwargs: Any,
     ) -> Any:
-        store = StoreArgs(tracking_uri, experiment_names, experiment_ids, tags_config, config_dir, parent_run_id, model)
+        store = StoreArgs(
+            tracking_uri,
+            experiment_names,
+            experiment_ids,
+            tags_config,
+            config_dirs,
+            config_history,
+            config_rev,
+            parent_run_id,
+            model,
+        )
         return f(*args, store=store, **kwargs)
 
     g: Callable[..., Any] = bundled
     g = click.option("--model", help="Model for studies whose runs name none (last resort).")(g)
     g = click.option("--parent-run-id", help="One study only: its parent run id.")(g)
-    g = click.option(
-        "--config-dir",
-        type=click.Path(file_okay=False, path_type=str),
-        help="Configs (data/hpo/train[/benchmark].yaml) for runs that logged none.",
-    )(g)
+    g = config_source_options(g)
     g = click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")(g)
     g = click.option("--experiment-id", "experiment_ids", multiple=True, help="Experiment id (repeatable).")(g)
     g = click.option(
-        "--experiment-name", "-e", "experiment_names", multiple=True, help="Experiment name (repeatable)."
+        "--experiment-name",
+        "-e",
+        "experiment_names",
+        multiple=True,
+        shell_complete=_complete_experiment_names,
+        help="Experiment name (repeatable; default: MLFLOW_EXPERIMENT_NAME, else MLFLOW_EXPERIMENT_ID).",
     )(g)
     g = click.option(
         "--tracking-uri",
         help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's local sqlite:///mlflow.db).",
     )(g)
-    return output_options(g)
+    return output_options(g, formats)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="hpohash")
+@click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="hpohash")
 def cli() -> None:
     """Audit and repair the study/trial hash and link tags of HPO runs in MLflow.
 
@@ -110,20 +242,30 @@ def cli() -> None:
 
 
 def _parse_hyperparameters(values: Sequence[str]) -> list[dict[str, Any]]:
+    from hpohash.limits import LimitError, check_value, load_json
+
     out = []
     for i, text in enumerate(values, 1):
         try:
-            hp = json.loads(text)
+            hp = load_json(text)
+            if not isinstance(hp, dict):
+                raise UsageError(f"--hyperparameters #{i}: expected a JSON object, got {type(hp).__name__}")
+            check_value(hp)
         except json.JSONDecodeError as exc:
             raise UsageError(f"--hyperparameters #{i}: not valid JSON: {exc}") from exc
-        if not isinstance(hp, dict):
-            raise UsageError(f"--hyperparameters #{i}: expected a JSON object, got {type(hp).__name__}")
+        except LimitError as exc:
+            raise UsageError(f"--hyperparameters #{i}: {exc}") from exc
         out.append(hp)
     return out
 
 
 @cli.command("hash")
-@click.option("--config-dir", type=str, help="Directory with data/hpo/train[/benchmark] .yaml|.yml|.json.")
+@click.option(
+    "--config-dir",
+    type=str,
+    help="data/hpo/train[/benchmark] .yaml|.yml|.json, or the pipeline's config tree (its experiment file's choice).",
+)
+@click.option("--stage", help="With a config tree: use this stage's hpo_config override of the experiment file.")
 @click.option("--data", "data_file", type=str, help="Data config file (instead of --config-dir).")
 @click.option("--hpo", "hpo_file", type=str, help="HPO config file.")
 @click.option("--train", "train_file", type=str, help="Train config file.")
@@ -141,6 +283,7 @@ def _parse_hyperparameters(values: Sequence[str]) -> list[dict[str, Any]]:
 @output_options
 def hash_cmd(
     config_dir: str | None,
+    stage: str | None,
     data_file: str | None,
     hpo_file: str | None,
     train_file: str | None,
@@ -167,9 +310,11 @@ def hash_cmd(
     files = (data_file, hpo_file, train_file)
     if config_dir and any(files + (benchmark_file,)):
         raise UsageError("give either --config-dir or --data/--hpo/--train, not both")
+    if stage and not config_dir:
+        raise UsageError("--stage goes with --config-dir")
     try:
         if config_dir:
-            cs = cfg.load_config_dir(config_dir)
+            cs = _tree_choice(config_dir, stage)
         elif all(files):
             cs = cfg.load_config_files(data_file, hpo_file, train_file, benchmark_file)  # type: ignore[arg-type]
         else:
@@ -191,6 +336,16 @@ def hash_cmd(
     return 0
 
 
+def _tree_choice(config_dir: str, stage: str | None) -> Any:
+    """The configs ``hash`` uses from a directory: a flat folder's files or the experiment file's choice."""
+    from hpohash import sources as src
+
+    try:
+        return src.ConfigSources([config_dir], history=False).default_choice(stage)
+    except src.SourceError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 # ------------------------------------------------------------------------------------------ reading
 
 
@@ -198,6 +353,30 @@ def _registry(tags_config: str | None) -> Any:
     from hpohash.tags import TagRegistry, load_tags_config
 
     return load_tags_config(tags_config) if tags_config else TagRegistry()
+
+
+#: MLflow's own defaults for the experiment, in the order ``mlflow`` itself reads them
+EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
+
+
+def with_env_experiment(store: StoreArgs, *, check_all: bool = False) -> tuple[StoreArgs, str | None]:
+    """No -e and no --experiment-id: MLflow's environment variables name the experiment, as for ``mlflow runs``.
+
+    Not with ``--parent-run-id`` (the parent names its own experiment) nor ``--check-all`` (every
+    experiment). Returns the store and the variable used, so an error can name it.
+    """
+    if store.experiment_names or store.experiment_ids or store.parent_run_id or check_all:
+        return store, None
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip()
+    if name:
+        return replace(store, experiment_names=(name,)), "MLFLOW_EXPERIMENT_NAME"
+    eid = os.environ.get("MLFLOW_EXPERIMENT_ID", "").strip()
+    if eid:
+        return replace(store, experiment_ids=(eid,)), "MLFLOW_EXPERIMENT_ID"
+    raise UsageError(
+        "give --experiment-name/-e NAME or --experiment-id ID (or --parent-run-id ID, or --check-all for every "
+        "experiment), or set MLFLOW_EXPERIMENT_NAME or MLFLOW_EXPERIMENT_ID"
+    )
 
 
 def parse_since(text: str, *, now: float | None = None) -> int:
@@ -224,28 +403,46 @@ def parse_since(text: str, *, now: float | None = None) -> int:
 
 
 def _load_scope(
-    store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False, since_ms: int | None = None
+    store: StoreArgs,
+    *,
+    include_deleted: bool = False,
+    show_progress: bool = False,
+    check_all: bool = False,
+    since_ms: int | None = None,
 ) -> Any:
     """Open the store and read the scope the same way for every command."""
     registry = _registry(store.tags_config)  # a bad tags file fails before any connection is made
+    store, env = with_env_experiment(store, check_all=check_all)
     from hpohash.render.progress import progress_reporter
     from hpohash.study import load_scope
     from hpohash.tracking import Tracking
 
     tracking = Tracking(store.tracking_uri)
-    with progress_reporter(show_progress) as progress:
-        scope = load_scope(
-            tracking,
-            registry,
-            experiment_names=store.experiment_names,
-            experiment_ids=store.experiment_ids,
-            parent_run_id=store.parent_run_id,
-            include_deleted=include_deleted,
-            config_dir=store.config_dir,
-            model_override=store.model,
-            progress=progress,
-            since_ms=since_ms,
-        )
+    if check_all and not (store.experiment_names or store.experiment_ids or store.parent_run_id):
+        store = replace(store, experiment_ids=tuple(tracking.all_experiment_ids()))
+        if not store.experiment_ids:
+            raise UsageError(f"--check-all: no experiments at {tracking.display_uri}")
+    try:
+        with progress_reporter(show_progress) as progress:
+            scope = load_scope(
+                tracking,
+                registry,
+                experiment_names=store.experiment_names,
+                experiment_ids=store.experiment_ids,
+                parent_run_id=store.parent_run_id,
+                include_deleted=include_deleted,
+                config_dirs=store.config_dirs,
+                config_history=store.config_history,
+                config_rev=store.config_rev,
+                model_override=store.model,
+                progress=progress,
+                since_ms=since_ms,
+            )
+    except UsageError as exc:
+        if env and "not found" in str(exc):
+            raise UsageError(f"{exc} (the experiment {env} names)") from exc
+        raise
+    _warn(scope.warnings)
     return tracking, scope
 
 
@@ -256,8 +453,75 @@ def _interactive(fmt: str, quiet: bool) -> bool:
 # ------------------------------------------------------------------------------------------ verify
 
 
+def _scope_argv(store: StoreArgs, scope: Any) -> list[str]:
+    """The options that name this scope again, for the commands a next step suggests (no credentials)."""
+    from hpohash.tracking import redact_uri
+
+    argv: list[str] = []
+    if store.tracking_uri:
+        argv += ["--tracking-uri", redact_uri(store.tracking_uri)]
+    if store.experiment_names or store.experiment_ids:
+        argv += [a for n in store.experiment_names for a in ("-e", n)]
+        argv += [a for i in store.experiment_ids for a in ("--experiment-id", i)]
+    elif not store.parent_run_id:  # from MLFLOW_EXPERIMENT_NAME/ID or --check-all: the ones holding HPO runs
+        used = {r.experiment_id for s in scope.studies for r in s.members()}
+        used |= {o.run.experiment_id for o in scope.orphans}
+        argv += [a for e in scope.experiments if e.experiment_id in used or not used for a in ("-e", e.name)]
+    if store.parent_run_id:
+        argv += ["--parent-run-id", store.parent_run_id]
+    if store.tags_config:
+        argv += ["--tags-config", store.tags_config]
+    argv += [a for d in store.config_dirs for a in ("--config-dir", d)]
+    if not store.config_history:
+        argv.append("--no-config-history")
+    if store.config_rev:
+        argv += ["--config-rev", store.config_rev]
+    if store.model:
+        argv += ["--model", store.model]
+    return argv
+
+
+def _command(*argv: str) -> str:
+    return " ".join(["hpohash", *(shlex.quote(a) for a in argv)])
+
+
+def _checked_runs(scope: Any) -> tuple[Any, ...]:
+    from hpohash.render import CheckedRun
+    from hpohash.study import PARENT, REFIT, TRIAL
+
+    runs = []
+    for study in scope.studies:
+        pid = study.parent.run_id
+        runs.append(CheckedRun(pid, PARENT, pid))
+        runs += [CheckedRun(r.run_id, TRIAL, pid) for r in study.trials]
+        runs += [CheckedRun(r.run_id, REFIT, pid) for r in study.refits]
+    runs += [CheckedRun(o.run.run_id, o.role, o.parent_ref) for o in scope.orphans]
+    return tuple(runs)
+
+
+def _write_output(path: str, render: Callable[[], None]) -> None:
+    """``-o FILE``: the renderer writes to the file instead of stdout."""
+    import contextlib
+
+    try:
+        with open(path, "w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
+            render()
+    except OSError as exc:
+        raise UsageError(f"-o {path}: {exc.strerror or exc}") from exc
+
+
+def _check_output_path(path: str | None) -> None:
+    """Before anything is read: the report can be written where -o points."""
+    if path and (Path(path).is_dir() or not Path(path).resolve().parent.is_dir()):
+        raise UsageError(f"-o {path}: not a file in an existing directory")
+
+
 @cli.command("verify")
-@click.option("--check-all", is_flag=True, help="Check every study of the experiments (the default).")
+@click.option(
+    "--check-all",
+    is_flag=True,
+    help="Every study: of the given experiments, or, with no -e/--experiment-id, of every experiment in the store.",
+)
 @click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
@@ -265,12 +529,38 @@ def _interactive(fmt: str, quiet: bool) -> bool:
     metavar="DURATION|DATE",
     help="Only the studies with a run started since then (1d, 12h, 2026-11-20), each read whole.",
 )
-@store_options
+@click.option(
+    "--select",
+    "select",
+    multiple=True,
+    metavar="CODES",
+    help="Only these codes, by prefix (e.g. HH110,HH12; repeatable).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="CODES",
+    help="Leave out these codes, by prefix (e.g. HH160; repeatable).",
+)
+@click.option("--statistics", is_flag=True, help="Count findings per code before the summary.")
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    metavar="FILE",
+    help="Write the report (any --format) to FILE; the terminal gets a summary.",
+)
+@functools.partial(store_options, formats=VERIFY_FORMATS)
 def verify_cmd(
     check_all: bool,
     include_deleted: bool,
     strict: bool,
     since: str | None,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    statistics: bool,
+    output: str | None,
     store: StoreArgs,
     fmt: str,
     quiet: bool,
@@ -280,28 +570,57 @@ def verify_cmd(
 
     \b
     Exit codes: 0 no errors, 1 errors (or warnings with --strict), 2 usage/input error,
-    3 tracking backend failure.
+    3 tracking backend failure, 4 internal error (a bug), 130 interrupted.
+    --select/--ignore change which findings count.
     \b
     Examples:
       hpohash verify -e hpohash-demo
+      MLFLOW_EXPERIMENT_NAME=hpohash-demo hpohash verify --statistics
       hpohash verify -e sweeps -e trials --format json
-      hpohash verify --parent-run-id 3f2a... --format markdown >> "$GITHUB_STEP_SUMMARY"
-      hpohash verify -e sweeps --since 1d             # per pipeline run; a full verify nightly
+      hpohash verify -e sweeps --format github             # annotations in a GitHub workflow
+      hpohash verify -e sweeps --format junit -o hpohash.xml   # Azure DevOps, GitLab, Jenkins
+      hpohash verify -e sweeps --ignore HH160
+      hpohash verify -e sweeps --since 1d                  # per pipeline run; a full verify nightly
     """
     from hpohash.audit import audit_per_study, verify_report
+    from hpohash.render import VerifyContext
+    from hpohash.selection import Selection
 
     if check_all and store.parent_run_id:
         raise UsageError("--check-all and --parent-run-id exclude each other")
+    selection = Selection.parse(select, ignore)
     if since is not None and (check_all or store.parent_run_id):
         raise UsageError("--since excludes --check-all and --parent-run-id")
     since_ms = parse_since(since) if since is not None else None
+    _check_output_path(output)
     _, scope = _load_scope(
-        store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet), since_ms=since_ms
+        store,
+        include_deleted=include_deleted,
+        show_progress=_interactive(fmt, quiet),
+        check_all=check_all,
+        since_ms=since_ms,
     )
     with gc_paused():
-        findings = audit_per_study(scope)
+        findings = selection.filter(audit_per_study(scope))
         report = verify_report(scope, findings)
-    _renderer(fmt).render_verify(report, quiet=quiet)
+    argv = _scope_argv(store, scope)
+    store_argv = argv[:2] if store.tracking_uri else []
+    if store.tags_config:
+        store_argv += ["--tags-config", store.tags_config]
+    ctx = VerifyContext(
+        runs=_checked_runs(scope),
+        backfill_command=_command("backfill", *argv, "--dry-run"),
+        diff_command=_command("diff", *store_argv),
+        statistics=statistics,
+        strict=strict,
+        to_file=output is not None,
+    )
+    renderer = _renderer(fmt)
+    if output:
+        _write_output(output, lambda: renderer.render_verify(report, quiet=quiet, ctx=ctx))
+        _renderer("table").render_verify_summary(report, ctx)
+    else:
+        renderer.render_verify(report, quiet=quiet, ctx=ctx)
     summary = report["summary"]
     if summary["errors"] or (strict and summary["warnings"]):
         return 1
@@ -322,9 +641,11 @@ def _confirm(yes: bool, what: str) -> None:
 
 
 def _check_journal_path(path: str | None) -> None:
-    """Before anything is read: a journal is never overwritten."""
-    if path and Path(path).exists():
-        raise UsageError(f"--journal {path}: already exists; journals are never overwritten")
+    """Before anything is read: a journal is never overwritten, and its place must be creatable."""
+    if path:
+        from hpohash.apply import check_journal_path
+
+        check_journal_path(path)
 
 
 @cli.command("backfill")
@@ -362,7 +683,8 @@ def backfill_cmd(
 
     \b
     Exit codes: 0 done (or dry run), 1 conflicts or failed writes remain (or, with --exit-code,
-    the dry run found changes), 2 usage/input error, 3 tracking backend failure.
+    the dry run found changes), 2 usage/input error, 3 tracking backend failure, 4 internal error,
+    130 interrupted (it says what was written and where the journal is).
     \b
     Examples:
       hpohash backfill -e hpohash-demo --dry-run
@@ -370,7 +692,9 @@ def backfill_cmd(
       hpohash backfill -e sweeps --dry-run --exit-code     # CI: is anything left to backfill?
     """
     from hpohash.apply import Journal, changes_to_writes, default_journal_path, journal_header, write_runs
-    from hpohash.plan import build_plan
+    from hpohash.audit import ERROR, audit, remaining_conflicts
+    from hpohash.plan import Plan, build_plan
+    from hpohash.render import BackfillContext
     from hpohash.render.progress import progress_reporter
 
     if exit_code and not dry_run:
@@ -381,13 +705,25 @@ def backfill_cmd(
     tracking, scope = _load_scope(store, show_progress=_interactive(fmt, quiet))
     with gc_paused():
         plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
+        findings = audit(scope, plan)
+        # errors no planned change fixes are reported as conflicts: what is left is said, and the
+        # exit code agrees with verify's
+        plan = Plan(plan.changes, plan.conflicts + remaining_conflicts(findings, plan))
+    fixes_errors = any(f.severity == ERROR and f.fixable for f in findings)
     renderer = _renderer(fmt)
+    argv = _scope_argv(store, scope)
+    if trial_key_schema != "auto":
+        argv += ["--trial-key-schema", trial_key_schema]
+    if force:
+        argv.append("--force")
+    undo_argv = argv[:2] if store.tracking_uri else []
+    ctx = BackfillContext(apply_command=_command("backfill", *argv, "--yes"), undo_command=_command("undo", *undo_argv))
     writes = changes_to_writes(plan.changes)
     result = None
     journal_file = None
     if writes and not dry_run:
         if fmt == "table":
-            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True)
+            renderer.render_backfill(scope, plan, dry_run=True, journal=None, result=None, preview=True, ctx=ctx)
         _confirm(yes, f"{len(plan.changes)} tags on {len(writes)} runs to {tracking.display_uri}")
         journal = Journal(
             Path(journal_path) if journal_path else default_journal_path(),
@@ -399,13 +735,13 @@ def backfill_cmd(
                 result = write_runs(tracking, writes, journal, workers=workers, progress=progress)
         finally:
             journal.close()
-    renderer.render_backfill(scope, plan, dry_run=dry_run or not writes, journal=journal_file, result=result)
+    renderer.render_backfill(scope, plan, dry_run=dry_run, journal=journal_file, result=result, ctx=ctx)
     if result is not None and result.backend_failed:
         return 3
     if plan.conflicts or (result is not None and result.failures):
         return 1
-    if dry_run and exit_code and plan.changes:
-        return 1
+    if dry_run and exit_code and fixes_errors:
+        return 1  # errors left to backfill (a change that only fixes a warning does not fail the gate)
     return 0
 
 
@@ -451,7 +787,7 @@ def undo_cmd(
             f"journal was written against {', '.join(sorted(str(u) for u in uris))}, not {tracking.display_uri}: "
             "pass the same --tracking-uri"
         )
-    run_ids = [e.run_id for f in files for e in f.entries]
+    run_ids = [e.run_id for f in files for e in f.entries] + [f.cut.run_id for f in files if f.cut and f.cut.run_id]
     current = {rid: r.tags for rid, r in tracking.runs_by_id(run_ids).items()}
     plan = plan_undo(files, current)
     renderer = _renderer(fmt)
@@ -475,7 +811,7 @@ def undo_cmd(
     renderer.render_undo(plan, dry_run=dry_run or not plan.writes, journal=journal_file, result=result)
     if result is not None and result.backend_failed:
         return 3
-    if plan.skipped or plan.missing_runs or (result is not None and result.failures):
+    if plan.skipped or plan.missing_runs or plan.cut or (result is not None and result.failures):
         return 1
     return 0
 
@@ -487,7 +823,13 @@ def undo_cmd(
 @click.argument("run_a")
 @click.argument("run_b", required=False)
 @click.option("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else ./mlflow.db).")
-@click.option("--config-dir", help="With one run: compare it with these configs on disk.")
+@config_source_options
+@click.option(
+    "--against-config-dir",
+    is_flag=True,
+    help="With one trial or refit: compare it with the --config-dir configs instead of its parent.",
+)
+@click.option("--stage", help="With a config tree: the experiment file's stage whose hpo_config the disk side uses.")
 @click.option("--model", help="Model for the --config-dir side (default: the run's model).")
 @click.option("--tags-config", type=str, help="Pipeline tags YAML overriding the default tag keys.")
 @output_options
@@ -495,7 +837,11 @@ def diff_cmd(
     run_a: str,
     run_b: str | None,
     tracking_uri: str | None,
-    config_dir: str | None,
+    config_dirs: tuple[str, ...],
+    config_history: bool,
+    config_rev: str | None,
+    against_config_dir: bool,
+    stage: str | None,
     model: str | None,
     tags_config: str | None,
     fmt: str,
@@ -506,45 +852,53 @@ def diff_cmd(
 
     \b
     RUN_A RUN_B          two runs (parents, trials or refits)
-    RUN --config-dir D   a run against configs on disk ("would these configs reuse that study?")
     RUN                  a trial or refit against its parent
+    PARENT --config-dir D   a parent against the configs on disk ("would these configs reuse that study?")
+    \b
+    Runs that logged no configs get theirs from --config-dir (and its git history): the candidate that
+    reproduces their parent's stored hash.
     \b
     Exit codes: 0 same study (and same trial where both have one), 1 different, 2 error.
     \b
     Examples:
       hpohash diff 3f2a... 9b1c...
+      hpohash diff 9b1c... --config-dir config/               # a refit against its parent
       hpohash diff 3f2a... --config-dir configs/ --model distilbert-base-uncased
     """
-    from hpohash import configs as cfg
-    from hpohash.diff import diff_report, side_from_configs, side_from_run
-    from hpohash.study import PARENT, load_run_side
+    from hpohash import sources as src
+    from hpohash.diff import diff_report, parent_side_for, side_from_configs, side_from_run
+    from hpohash.study import PARENT, load_run_side, open_sources
     from hpohash.tracking import Tracking
 
     registry = _registry(tags_config)
-    disk = None
-    if config_dir and not run_b:
-        try:
-            disk = cfg.load_config_dir(config_dir)
-        except cfg.ConfigError as exc:
-            raise UsageError(f"--config-dir: {exc}") from exc
+    sources = open_sources(config_dirs, history=config_history, rev=config_rev)
+    if sources is not None:
+        _warn(sources.warnings)
+    if against_config_dir and (run_b or not config_dirs):
+        raise UsageError("--against-config-dir goes with one run and --config-dir")
     tracking = Tracking(tracking_uri)
-    side_a = load_run_side(tracking, registry, run_a, config_dir=None if disk else config_dir)
+    side_a = load_run_side(tracking, registry, run_a, sources=sources)
     a = side_from_run(side_a, registry, f"run {run_a}")
     if run_b:
-        b = side_from_run(load_run_side(tracking, registry, run_b, config_dir=config_dir), registry, f"run {run_b}")
-    elif disk is not None:
+        b = side_from_run(load_run_side(tracking, registry, run_b, sources=sources), registry, f"run {run_b}")
+    elif sources is not None and (side_a.role == PARENT or against_config_dir):
         chosen = model or side_a.study.model
         if not chosen:
             raise UsageError(f"no model for the --config-dir side: run {run_a} names none; pass --model")
+        try:
+            disk = sources.default_choice(stage)
+        except src.SourceError as exc:
+            raise UsageError(str(exc)) from exc
         hp = side_a.study.hp(side_a.run) if side_a.role != PARENT else None
-        b = side_from_configs(disk, chosen, f"config-dir {config_dir}", a, hp)
+        b = side_from_configs(disk, chosen, f"config-dir {', '.join(config_dirs)}", a, hp)
     else:
         if side_a.role == PARENT:
             raise UsageError(f"run '{run_a}' is a parent: give a second run or --config-dir DIR")
         parent_id = side_a.study.parent.run_id
         if parent_id == side_a.run.run_id:
             raise UsageError(f"run '{run_a}' names no parent run that exists")
-        b = side_from_run(load_run_side(tracking, registry, parent_id), registry, f"parent {parent_id}")
+        side_p = load_run_side(tracking, registry, parent_id, sources=sources)
+        b = parent_side_for(side_from_run(side_p, registry, f"parent {parent_id}"), side_p, side_a, a)
     report = diff_report(a, b)
     _renderer(fmt).render_diff(report)
     return 0 if report["same_study"] and report["same_trial"] is not False else 1
@@ -580,34 +934,105 @@ def demo_cmd(tracking_uri: str | None, fmt: str, quiet: bool, verbose: bool) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code; every error becomes one line on stderr."""
+    """Run the CLI and return its exit code; every error becomes one line on stderr.
+
+    stdout and stderr pass through :func:`hpohash.redact.redact` for the whole command, so no
+    credential from the tracking URI or the environment is printed by hpohash, MLflow or a traceback.
+    """
+    from hpohash import redact as rd
+
     args = list(sys.argv[1:] if argv is None else argv)
+    rd.add_env_secrets()
+    for i, arg in enumerate(args):
+        if arg == "--tracking-uri" and i + 1 < len(args):
+            rd.add_uri_secrets(args[i + 1])
+        elif arg.startswith("--tracking-uri="):
+            rd.add_uri_secrets(arg.split("=", 1)[1])
+    out, err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = rd.RedactingStream(out), rd.RedactingStream(err)  # type: ignore[assignment]
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = out, err
+
+
+def _say(line: str) -> None:
+    from hpohash.redact import redact
+
+    sys.stderr.write(redact(line) + "\n")
+    sys.stderr.flush()
+
+
+def _traceback(exc: BaseException) -> None:
+    """``--verbose``: the traceback (redacted), then the same one line and exit code as without it."""
+    import traceback
+
+    _say("".join(traceback.format_exception(exc)).rstrip("\n"))
+
+
+def _is_backend_failure(exc: BaseException) -> bool:
+    """An exception from MLflow or the HTTP stack that escaped classification: the backend, not a bug."""
+    kinds: list[type] = [ConnectionError, TimeoutError]
+    for module, name in (
+        ("mlflow.exceptions", "MlflowException"),
+        ("requests.exceptions", "RequestException"),
+        ("sqlalchemy.exc", "SQLAlchemyError"),
+    ):
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            kinds.append(cls)
+    return isinstance(exc, tuple(kinds))
+
+
+def _interrupted() -> int:
+    """Ctrl-C: say what was written, where the journal is, and how to finish or go back."""
+    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    _say("hpohash: " + (ledger.interrupted_message() if ledger is not None else "interrupted: nothing written"))
+    return EXIT_INTERRUPTED
+
+
+def _run(args: list[str]) -> int:
     verbose = "--verbose" in args or "-v" in args
+    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    if ledger is not None:  # one command per call, even when called in-process many times
+        ledger.reset()
     try:
         rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("hpohash: aborted: nothing written", err=True)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
+            if verbose:
+                _traceback(exc)
+            return _interrupted()
+        _say("hpohash: aborted: nothing written")
         return EXIT_FINDINGS
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
         if verbose:
-            raise
-        click.echo(f"hpohash: error: {exc.format_message()}", err=True)
+            _traceback(exc)
+        _say(f"hpohash: error: {exc.format_message()}")
         return EXIT_USAGE
     except HpohashError as exc:
         if verbose:
-            raise
-        click.echo(f"hpohash: error: {exc}", err=True)
+            _traceback(exc)
+        _say(f"hpohash: error: {exc}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("hpohash: interrupted", err=True)
-        return 130
+    except KeyboardInterrupt as exc:
+        if verbose:
+            _traceback(exc)
+        return _interrupted()
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
         if verbose:
-            raise
-        click.echo(f"hpohash: internal error: {type(exc).__name__}: {exc} (rerun with --verbose)", err=True)
-        return EXIT_BACKEND
+            _traceback(exc)
+        text = " ".join(str(exc).split())[:300]
+        if _is_backend_failure(exc):
+            _say(f"hpohash: error: tracking backend failed: {type(exc).__name__}: {text}")
+            return EXIT_BACKEND
+        _say(
+            f"hpohash: internal error: {type(exc).__name__}: {text} — a bug in hpohash, please report it"
+            + ("" if verbose else " (rerun with --verbose for the traceback)")
+        )
+        return EXIT_INTERNAL
     return int(rv or 0)
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpohash.limits import LimitError, check_value, load_json, load_yaml, read_bounded
+
 REQUIRED = ("data", "hpo", "train")
 OPTIONAL = ("benchmark",)
 NAMES = REQUIRED + OPTIONAL
@@ -58,23 +60,26 @@ def parse_config(where: str, raw: bytes) -> dict[str, Any]:
         raise ConfigError(where, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     if where.lower().endswith(".json"):
         try:
-            value = json.loads(text) if text.strip() else None
+            value = load_json(text) if text.strip() else None
         except json.JSONDecodeError as exc:
             raise ConfigError(where, f"malformed JSON: {exc}") from exc
+        except LimitError as exc:
+            raise ConfigError(where, str(exc)) from exc
     else:
         try:
-            # libyaml's loader when present: the same YAML 1.1 safe resolver, several times faster
-            value = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            value = load_yaml(text)
         except yaml.YAMLError as exc:
             raise ConfigError(where, f"malformed YAML: {_one_line(exc)}") from exc
+        except LimitError as exc:
+            raise ConfigError(where, str(exc)) from exc
     if value is None:
         value = {}
     if not isinstance(value, dict):
         raise ConfigError(where, f"not a mapping (top level is a {type(value).__name__})")
     try:
-        json.dumps(value, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(where, f"holds a value JSON cannot express: {_one_line(exc)}") from exc
+        check_value(value)
+    except LimitError as exc:
+        raise ConfigError(where, str(exc)) from exc
     return value
 
 
@@ -87,13 +92,15 @@ def find_in_dir(directory: Path, name: str) -> Path | None:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
+    """Read at most 1 MiB (+1 byte to tell "larger"): a pipe or ``<(…)`` is read like a file."""
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise ConfigError(str(path), f"larger than 1 MiB ({size} bytes)")
-        raw = path.read_bytes()
+        if path.is_dir():
+            raise ConfigError(str(path), "is a directory, not a file")
+        raw = read_bounded(path, MAX_BYTES)
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(str(path), "larger than 1 MiB")
     return parse_config(str(path), raw)
 
 
@@ -131,7 +138,7 @@ def load_config_files(
             found[name] = None
             continue
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise ConfigMissing(str(p), "no such file")
         found[name] = read_config_file(p)
         sources[name] = str(p)

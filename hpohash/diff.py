@@ -8,11 +8,12 @@ two opaque fingerprints.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hpohash import hashing as h
 from hpohash.configs import ConfigSet
+from hpohash.plan import study_cause
 from hpohash.study import REFIT, TRIAL, RunSide
 from hpohash.tags import TagRegistry
 
@@ -61,20 +62,23 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
     stored_study = reg.read(run.tags, "study_key_hash")
     stored_trial = reg.read(run.tags, "trial_key_hash") if is_member else None
     v2 = study.recomputed_hash
+    anchor = study.v2_hash  # the parent's 2.0 tag, else the recomputed hash
     recomputed_trial = None
     trial_cause = None
-    if is_member and v2 is not None:
-        # one recognition gives both why the stored hash is what it is and the generation it was
-        # made in, so the recomputation is comparable with it (v2 is tried first)
-        cause, schema = study.recognise_trial(stored_trial, study.hp_key(run)) or (None, None)
-        recomputed_trial = h.trial_key_hash(v2, study.hp_key(run), schema=schema or "2.0")
-        trial_cause = None if cause == h.CAUSE_V2 else cause
-    study_cause = None
-    if stored_study and study.hashes is not None and stored_study != v2:
-        study_cause = study.hashes.recognise_study_hash(stored_study)
+    if is_member and anchor is not None:
+        # the stored trial hash is compared in the generation it was written in ("1.0" or "2.0"); one
+        # recognition also says why a wrong one is what it is (v2 is tried first)
+        schema = h.recognise_trial_hash_on(stored_trial, anchor, study.hp_key(run))
+        if schema is None and study.hashes is not None:
+            cause, schema = study.recognise_trial(stored_trial, study.hp_key(run)) or (None, None)
+            trial_cause = None if cause == h.CAUSE_V2 else cause
+        recomputed_trial = h.trial_key_hash(anchor, study.hp_key(run), schema=schema or "2.0")
+    study_cause_ = None
+    if stored_study and stored_study != anchor:
+        study_cause_ = study_cause(study, stored_study, strict=False)
     note = None
     if study.configs is None:
-        note = f"{label}: {study.config_missing or 'no configs'}; fields not compared"
+        note = f"{label}: {study.config_missing or study.config_unmatched or 'no configs'}; fields not compared"
     elif not study.model:
         note = f"{label}: no model found; pass --model"
     return Side(
@@ -84,12 +88,26 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
         recomputed_study_key_hash=v2,
         stored_trial_key_hash=stored_trial,
         recomputed_trial_key_hash=recomputed_trial,
-        study_cause=study_cause,
+        study_cause=study_cause_,
         trial_cause=trial_cause,
         payload=expanded_payload(study.configs, study.model, hp) if study.configs and study.model else None,
         model=study.model,
         note=note,
     )
+
+
+def parent_side_for(parent: Side, parent_side: RunSide, member_side: RunSide, member: Side) -> Side:
+    """The parent as the other side of a trial/refit: it claims the trial hash of the member's
+    hyperparameters on the study's hash, in the generation the member's stored hash was written in."""
+    anchor = parent_side.study.v2_hash or parent.study_claim
+    hp = member_side.study.hp_key(member_side.run)
+    if anchor is None or member_side.role not in (TRIAL, REFIT):
+        return parent
+    schema = h.recognise_trial_hash_on(member.stored_trial_key_hash, anchor, hp) or "2.0"
+    payload = parent.payload
+    if payload is not None and member.payload is not None and "hyperparameters" in member.payload:
+        payload = {**payload, "hyperparameters": member.payload["hyperparameters"]}
+    return replace(parent, recomputed_trial_key_hash=h.trial_key_hash(anchor, hp, schema=schema), payload=payload)
 
 
 def side_from_configs(configs: ConfigSet, model: str, label: str, other: Side, other_hp: Any) -> Side:

@@ -6,6 +6,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_BACKEND = 3
+EXIT_INTERNAL = 4
+EXIT_INTERRUPTED = 130
 
 
 class HpohashError(Exception):
@@ -24,3 +26,12 @@ class BackendError(HpohashError):
     """The tracking backend failed after MLflow's own retries: exit 3."""
 
     exit_code = EXIT_BACKEND
+
+
+class JournalWriteError(HpohashError):
+    """The journal could not be appended to (disk full, I/O error): no write may go ahead without it.
+
+    Not a backend failure: retrying against the same tracking server would not help.
+    """
+
+    exit_code = EXIT_FINDINGS

@@ -292,6 +292,13 @@ class StudyHashes:
     study_family_hash: dict[str, str]
     #: the v2 study hash made with the seed's eval config (``seed-eval`` variant).
     study_key_hash_seed_eval: str
+    #: every v1 study hash these configs can produce: both inner schemas, with and without the
+    #: benchmark config (the pipeline passed it on some code paths and not on others).
+    study_key_hash_v1_all: tuple[str, ...] = ()
+
+    @property
+    def v1_hashes(self) -> tuple[str, ...]:
+        return self.study_key_hash_v1_all or tuple(self.study_key_hash_v1.values())
 
     def recognise_study_hash(self, stored: str | None) -> str | None:
         """Which formula made a stored study hash: ``v2``, ``v1``, ``seed-eval`` or ``unknown``."""
@@ -299,7 +306,7 @@ class StudyHashes:
             return None
         if stored == self.study_key_hash:
             return CAUSE_V2
-        if stored in self.study_key_hash_v1.values():
+        if stored in self.v1_hashes:
             return CAUSE_V1
         if stored == self.study_key_hash_seed_eval:
             return CAUSE_SEED_EVAL
@@ -307,8 +314,8 @@ class StudyHashes:
 
     def _anchors(self) -> list[tuple[str, str]]:
         anchors: list[tuple[str, str]] = [(CAUSE_V2, self.study_key_hash)]
-        anchors += [(CAUSE_V1, h) for h in self.study_key_hash_v1.values()]
-        anchors += [(CAUSE_FOLDER8, h[:8]) for h in self.study_key_hash_v1.values()]
+        anchors += [(CAUSE_V1, h) for h in self.v1_hashes]
+        anchors += [(CAUSE_FOLDER8, h[:8]) for h in self.v1_hashes]
         anchors.append((CAUSE_SEED_EVAL, self.study_key_hash_seed_eval))
         return anchors
 
@@ -351,6 +358,13 @@ def compute_study_hashes(
         study_family_hash={s: study_family_hash(data, hpo, benchmark=benchmark, schema=s) for s in TRIAL_KEY_SCHEMAS},
         study_key_hash_seed_eval=hash_payload(
             study_key_v2(data, hpo, train, model, eval_cfg=seed_eval_config(hpo, train))
+        ),
+        study_key_hash_v1_all=tuple(
+            dict.fromkeys(
+                study_key_hash_v1(data, hpo, model, benchmark=b, schema=s)
+                for b in ((benchmark, None) if benchmark is not None else (None,))
+                for s in TRIAL_KEY_SCHEMAS
+            )
         ),
     )
 

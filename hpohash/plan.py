@@ -12,6 +12,8 @@ from typing import Any
 
 from hpohash.hashing import (
     CAUSE_UNKNOWN,
+    CAUSE_V1,
+    CAUSE_V2,
     majority_schema,
     recognise_trial_hash_on,
     trial_key_hash,
@@ -124,15 +126,30 @@ def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
     return study.recognise_trial(stored, study.hp_key(run))[0]  # type: ignore[index]
 
 
-def _study_cause(study: Study, value: str | None) -> str | None:
-    """Which formula made a stored study hash; without configs anything but the v2 hash is unknown."""
+def study_cause(study: Study, value: str | None, *, strict: bool = True) -> str | None:
+    """Which formula made a stored study hash (``v2``, ``v1``, ``seed-eval``, ``unknown``).
+
+    Without configs, a value that starts with the parent's ``study-<8 hex>`` folder is the early v1
+    hash the folder was named after (the store's own evidence); anything else is ``unknown`` (or
+    ``None`` when not ``strict``: the audit then names no cause).
+    """
     if not value:
         return None
-    if value == study.v2_hash:
-        return "v2"
-    if study.hashes is None:
+    if value == study.v2_hash or (study.hashes is not None and value == study.hashes.study_key_hash):
+        return CAUSE_V2
+    cause = study.hashes.recognise_study_hash(value) if study.hashes is not None else None
+    if cause in (None, CAUSE_UNKNOWN) and _folder_v1(study, value):
+        return CAUSE_V1
+    if cause is None and strict:
         return CAUSE_UNKNOWN
-    return study.hashes.recognise_study_hash(value)
+    return cause
+
+
+def _folder_v1(study: Study, value: str) -> bool:
+    """``value`` is the v1 hash the parent's study folder was named after (and not the v2 prefix)."""
+    folder = study.folder
+    v2 = study.v2_hash
+    return bool(folder) and value.lower().startswith(folder) and not (v2 and v2.startswith(folder))  # type: ignore[arg-type]
 
 
 def _study_conflict(study: Study, message: str) -> Conflict:
@@ -173,7 +190,7 @@ def _plan_study(
             "study_key_hash",
             v2,
             "parent upgraded to the recomputed v2 study hash",
-            cause=_study_cause(study, study.stored_hash),
+            cause=study_cause(study, study.stored_hash),
         )
         if any(c.key == reg.key("study_key_hash") for c in pp.changes) or study.stored_hash == v2:
             pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash")
@@ -230,16 +247,19 @@ def _plan_member(
         "study_key_hash",
         v2,
         "re-anchored on the study's v2 hash",
-        cause=_study_cause(study, reg.read(run.tags, "study_key_hash")),
+        cause=study_cause(study, reg.read(run.tags, "study_key_hash")),
     )
     if expected_trial:
         rp.set(
             "trial_key_hash", expected_trial, "trial key on the study's v2 hash", cause=_trial_cause(study, run, reg)
         )
-    for name, value in fingerprints.items():
-        if value:
-            rp.set(name, value, "copied from the parent")
-    rp.set("key_schema_version", V2_SCHEMA_TAG, "copied from the parent")
+    study_fixed = any(c.key == reg.key("study_key_hash") for c in rp.changes)
+    if stage == REFIT and study_fixed:
+        # companions the pipeline writes on a refit together with its study hash; trials never carry them
+        for name, value in fingerprints.items():
+            if value:
+                rp.set(name, value, "copied from the parent with the study hash")
+        rp.set("key_schema_version", V2_SCHEMA_TAG, "copied from the parent with the study hash")
     return rp
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpohash import configs as cfg
+from hpohash import sources as src
 from hpohash.errors import UsageError
 from hpohash.hashing import CanonicalHP, StudyHashes, canonical_hyperparameters, compute_study_hashes
 from hpohash.hyperparams import Recovered, recover_hyperparameters
@@ -60,6 +61,12 @@ class Study:
     config_source: str | None = None
     config_missing: str | None = None
     config_problems: list[ConfigProblem] = field(default_factory=list)
+    #: where the configs came from (artifacts, a work tree, a commit): verify's ``config_source``
+    config_origin: src.Origin | None = None
+    #: configs were found on disk but none reproduces the parent's stored hash (HH142)
+    config_unmatched: str | None = None
+    #: the 8 hex of the parent's ``study-<8 hex>`` folder: the early v1 prefix, the store's own evidence
+    folder: str | None = None
     model: str | None = None
     model_source: str | None = None
     hashes: StudyHashes | None = None
@@ -141,6 +148,8 @@ class Scope:
     studies: list[Study]
     orphans: list[Orphan]
     index: dict[str, RunRecord]
+    #: one-line warnings for the user (unreadable git history, say); never a reason to stop
+    warnings: list[str] = field(default_factory=list)
     #: with ``--since``: studies of the experiments not selected (None when every study was read)
     skipped_studies: int | None = None
 
@@ -225,14 +234,20 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         role(run_id)
 
     def study_parent(run: RunRecord) -> str | None:
-        for ref in _refs(run, reg):
+        """Follow parent links up to a parent run; a link loop (a run naming itself) ends in None."""
+        seen = {run.run_id}
+        stack = [iter(_refs(run, reg))]  # depth first, refs in SPEC order, without recursion
+        while stack:
+            ref = next(stack[-1], None)
+            if ref is None:
+                stack.pop()
+                continue
             r = roles.get(ref)
             if r == PARENT:
                 return ref
-            if r in (TRIAL, REFIT) and ref in runs:
-                inner = study_parent(runs[ref])
-                if inner:
-                    return inner
+            if r in (TRIAL, REFIT) and ref in runs and ref not in seen:
+                seen.add(ref)
+                stack.append(iter(_refs(runs[ref], reg)))
         return None
 
     for run_id, r in roles.items():
@@ -299,7 +314,9 @@ def load_scope(
     experiment_ids: Sequence[str] = (),
     parent_run_id: str | None = None,
     include_deleted: bool = False,
-    config_dir: str | None = None,
+    config_dirs: Sequence[str] = (),
+    config_history: bool = True,
+    config_rev: str | None = None,
     model_override: str | None = None,
     progress: ProgressFn | None = None,
     since_ms: int | None = None,
@@ -310,7 +327,7 @@ def load_scope(
     started since then, each read whole. Over HTTP, each parent's config artifacts are fetched on a
     thread pool as soon as the scan meets the parent, so the fetches overlap the remaining pages.
     """
-    disk = _load_disk_configs(config_dir)
+    disk = open_sources(config_dirs, history=config_history, rev=config_rev)
     reducer = Reducer(scan_keep(registry))
     prefetch: dict[str, Future[Any]] = {}
     pool = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS_HTTP) if tracking.http else None
@@ -323,6 +340,10 @@ def load_scope(
     try:
         if parent_run_id:
             parent = tracking.get_run(parent_run_id)
+            if parent.deleted and not include_deleted:
+                raise UsageError(
+                    f"--parent-run-id {parent_run_id}: the run is deleted; pass --include-deleted to check it"
+                )
             exps = tracking.resolve_experiments(experiment_names, experiment_ids)
             if not exps:
                 exps = [Experiment(parent.experiment_id, tracking.experiment_name(parent.experiment_id))]
@@ -355,7 +376,7 @@ def _build_scope(
     exps: list[Experiment],
     all_runs: dict[str, RunRecord],
     prefetch: Mapping[str, Future[Any]],
-    disk: Mapping[str, tuple[str, dict[str, Any]]],
+    disk: src.ConfigSources | None,
     *,
     parent_run_id: str | None,
     include_deleted: bool,
@@ -398,12 +419,9 @@ def _build_scope(
 
     fetched = tracking.map_concurrent(lambda s: _fetch_study_configs(tracking, s, prefetch), ordered)
     for i, (s, raw) in enumerate(zip(ordered, fetched, strict=True)):
-        _resolve_configs(s, raw, disk)
+        s.folder = study_folder(s.parent, registry)
         _resolve_model(s, registry, model_override)
-        if s.configs is not None and s.model:
-            s.hashes = compute_study_hashes(
-                s.configs.data, s.configs.hpo, s.configs.train, s.model, benchmark=s.configs.benchmark
-            )
+        _resolve_configs(s, raw, disk, registry)
         space = s.search_space
         for run in (*s.trials, *s.refits):
             s.hyperparameters[run.run_id] = recover_hyperparameters(run.params, space)
@@ -416,6 +434,7 @@ def _build_scope(
         studies=ordered,
         orphans=orphans,
         index=all_runs,
+        warnings=list(disk.warnings) if disk else [],
         skipped_studies=skipped,
     )
 
@@ -558,14 +577,18 @@ def _scan_one_study(
     return runs
 
 
-def _load_disk_configs(config_dir: str | None) -> dict[str, tuple[str, dict[str, Any]]]:
-    """``--config-dir`` files, read once for every study; a bad file there is a usage error."""
-    if not config_dir:
-        return {}
+def open_sources(
+    config_dirs: Sequence[str], *, history: bool = True, rev: str | None = None
+) -> src.ConfigSources | None:
+    """``--config-dir`` sources, read once for every study; a bad file in a work tree is a usage error."""
+    if not config_dirs:
+        if rev is not None:
+            raise UsageError("--config-rev needs --config-dir")
+        return None
     try:
-        return cfg.read_config_dir(config_dir)
-    except cfg.ConfigError as exc:
-        raise UsageError(f"--config-dir: {exc}") from exc
+        return src.ConfigSources(config_dirs, history=history, rev=rev)
+    except src.SourceError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 RawConfigs = list[tuple[str, dict[str, tuple[str, bytes] | cfg.ConfigError]]]
@@ -595,8 +618,9 @@ def fetch_configs_from(
     return got
 
 
-def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str, dict[str, Any]]]) -> None:
-    chosen: dict[str, dict[str, Any] | None] = {}
+def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | None, reg: TagRegistry) -> None:
+    """Configs from the runs' artifacts; else the ``--config-dir`` candidate that reproduces the parent."""
+    chosen: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
     for name in cfg.NAMES:
         for run_id, files in raw:
@@ -605,7 +629,6 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str
                 continue
             if isinstance(item, cfg.ConfigError):
                 study.config_problems.append(ConfigProblem(run_id, item.where, item.reason))
-                chosen[name] = None
             else:
                 path, data = item
                 where = f"run {run_id} artifact {path}"
@@ -614,44 +637,93 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: Mapping[str, tuple[str
                     sources[name] = where
                 except cfg.ConfigError as exc:
                     study.config_problems.append(ConfigProblem(run_id, exc.where, exc.reason))
-                    chosen[name] = None
             break
-        else:
-            if name in disk:
-                sources[name], chosen[name] = disk[name]
     if study.config_problems:
         return
-    missing = [n for n in cfg.REQUIRED if chosen.get(n) is None]
-    if missing:
+    missing = [n for n in cfg.REQUIRED if n not in chosen]
+    if not missing:
+        _use_configs(study, _config_set(chosen, sources), src.Origin(sources))
+        return
+    if disk is None:
         study.config_missing = (
             f"no {', '.join(missing)} config in the artifacts of run {study.parent.run_id} "
-            "(or its refits/trials) and none in --config-dir"
+            "(or its refits/trials) and no --config-dir"
         )
         return
-    study.configs = cfg.ConfigSet(
-        data=chosen["data"] or {},
-        hpo=chosen["hpo"] or {},
-        train=chosen["train"] or {},
-        benchmark=chosen.get("benchmark"),
+    if not study.model:
+        study.config_missing = "no model to recompute with: no code.backbone tag, backbone param or code.model tag"
+        return
+    found = disk.discover(
+        src.Evidence(
+            stored=study.stored_hash,
+            schema_tag=study.schema_tag,
+            model=study.model,
+            data_fp=reg.read(study.parent.tags, "data_fingerprint"),
+            eval_fp=reg.read(study.parent.tags, "eval_fingerprint"),
+            started_ms=study.parent.start_time or None,
+        )
+    )
+    if found.candidate is None:
+        study.config_unmatched = found.explanation
+        return
+    cand = found.candidate
+    files = cand.files()
+    origin = src.Origin.of(cand, study.parent.start_time or None)
+    if chosen:  # some configs were logged as artifacts: they win over the disk's
+        merged = {**cand.config_set().__dict__, **{k: v for k, v in chosen.items()}}
+        configs = _config_set({n: merged[n] for n in cfg.NAMES if merged.get(n) is not None}, {**files, **sources})
+        _use_configs(study, configs, src.Origin({**files, **sources}, origin.commit, origin.date, origin.revision))
+        return
+    study.configs = cand.config_set()
+    study.hashes = found.hashes
+    study.config_origin = origin
+    study.config_source = origin.describe()
+
+
+def _config_set(found: Mapping[str, dict[str, Any]], sources: dict[str, str]) -> cfg.ConfigSet:
+    return cfg.ConfigSet(
+        data=found.get("data") or {},
+        hpo=found.get("hpo") or {},
+        train=found.get("train") or {},
+        benchmark=found.get("benchmark"),
         sources=sources,
     )
-    study.config_source = sources.get("hpo")
+
+
+def _use_configs(study: Study, configs: cfg.ConfigSet, origin: src.Origin) -> None:
+    study.configs = configs
+    study.config_origin = origin
+    study.config_source = configs.sources.get("hpo")
+    if study.model:
+        study.hashes = compute_study_hashes(
+            configs.data, configs.hpo, configs.train, study.model, benchmark=configs.benchmark
+        )
 
 
 def _resolve_model(study: Study, reg: TagRegistry, override: str | None) -> None:
     """SPEC §4 order: backbone tag (run, parent), backbone param (any trial), ``code.model``, ``--model``."""
     children = [*study.trials, *study.refits]
-    candidates: list[tuple[str | None, str]] = [(reg.read(study.parent.tags, "backbone"), "tag:code.backbone (parent)")]
-    candidates += [(reg.read(r.tags, "backbone"), f"tag:code.backbone (run {r.run_id})") for r in children]
+    backbone, model = reg.key("backbone"), reg.key("model")
+    candidates: list[tuple[str | None, str]] = [(reg.read(study.parent.tags, "backbone"), f"tag:{backbone} (parent)")]
+    candidates += [(reg.read(r.tags, "backbone"), f"tag:{backbone} (run {r.run_id})") for r in children]
     candidates.append((study.parent.params.get("backbone"), "param:backbone (parent)"))
     candidates += [(r.params.get("backbone"), f"param:backbone (run {r.run_id})") for r in children]
-    candidates.append((reg.read(study.parent.tags, "model"), "tag:code.model (parent; shortened name)"))
-    candidates += [(reg.read(r.tags, "model"), f"tag:code.model (run {r.run_id}; shortened name)") for r in children]
+    candidates.append((reg.read(study.parent.tags, "model"), f"tag:{model} (parent; shortened name)"))
+    candidates += [(reg.read(r.tags, "model"), f"tag:{model} (run {r.run_id}; shortened name)") for r in children]
     candidates.append((override, "--model"))
     for value, source in candidates:
         if value and value.strip():
             study.model, study.model_source = value, source
             return
+
+
+def study_folder(parent: RunRecord, reg: TagRegistry) -> str | None:
+    """The parent's ``study-<8 hex>`` folder: ``code.output_dir``, the ``checkpoint_path`` param, the run name."""
+    for value in (reg.read(parent.tags, "output_dir"), parent.params.get("checkpoint_path"), parent.name):
+        folder = output_dir_folder(value)
+        if folder:
+            return folder
+    return None
 
 
 def output_dir_folder(value: str | None) -> str | None:
@@ -676,7 +748,7 @@ def load_run_side(
     registry: TagRegistry,
     run_id: str,
     *,
-    config_dir: str | None = None,
+    sources: src.ConfigSources | None = None,
     model_override: str | None = None,
 ) -> RunSide:
     """A named run and its study parent (two ``get_run`` at most), configs from the run, then the parent."""
@@ -704,15 +776,12 @@ def load_run_side(
     study.stored_hash = registry.read(study.parent.tags, "study_key_hash")
     study.schema_tag = registry.read(study.parent.tags, "key_schema_version")
     order = [run] if parent is None or parent is run else [run, parent]
-    _resolve_configs(study, fetch_configs_from(tracking, order), _load_disk_configs(config_dir))
+    study.folder = study_folder(study.parent, registry)
+    _resolve_model(study, registry, model_override)
+    _resolve_configs(study, fetch_configs_from(tracking, order), sources, registry)
     if study.config_problems:
         p = study.config_problems[0]
         raise UsageError(f"config {p.where}: {p.reason}")
-    _resolve_model(study, registry, model_override)
-    if study.configs is not None and study.model:
-        study.hashes = compute_study_hashes(
-            study.configs.data, study.configs.hpo, study.configs.train, study.model, benchmark=study.configs.benchmark
-        )
     if role in (TRIAL, REFIT):
         study.hyperparameters[run.run_id] = recover_hyperparameters(run.params, study.search_space)
     return RunSide(run, role, study)

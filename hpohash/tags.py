@@ -6,6 +6,7 @@ module asks the registry for keys instead of spelling them, so a rename reaches 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ DEFAULT_KEYS: Mapping[str, str] = MappingProxyType(
         "eval_fingerprint": "code.fingerprint.eval",
         "objective_direction": "code.objective.direction",
         "refit_of_trial_run_id": "code.refit.of_trial_run_id",
+        "refit_run_id": "code.refit_run_id",
         "artifact_available": "code.artifact.available",
         "trial_number": "code.hpo.trial_number",
         "backbone": "code.backbone",
@@ -101,25 +103,50 @@ class TagRegistry:
         return replace(self, keys={**self.keys, **overrides})
 
 
+#: what MLflow accepts in a tag key (letters, digits, ``_ - . / : `` and space), up to 250 characters
+TAG_KEY_RE = re.compile(r"^[\w\-./: ]{1,250}$")
+#: a tags file is a few KiB; anything past this is not one
+MAX_TAGS_CONFIG_BYTES = 1024 * 1024
+
+
 def load_tags_config(path: str | Path) -> TagRegistry:
-    """Load a pipeline tags YAML (``section: {name: key}``) over the defaults; malformed → UsageError."""
+    """Load a pipeline tags YAML (``section: {name: key}``) over the defaults; malformed → UsageError.
+
+    A file that would make backfill write an MLflow system tag (``mlflow.runName``…) or the
+    ``code.legacy.*`` backups, or that gives two logical names one key (two values planned for one
+    tag), is refused: those are the ways a tags file could point hpohash at the wrong tags.
+    """
     import yaml
+
+    from hpohash.limits import LimitError, check_value, load_yaml, read_bounded
 
     p = Path(path)
     where = f"--tags-config {p}"
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.is_dir():
+            raise UsageError(f"{where}: is a directory, not a file")
+        raw = read_bounded(p, MAX_TAGS_CONFIG_BYTES)
     except OSError as exc:
         raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+    if len(raw) > MAX_TAGS_CONFIG_BYTES:
+        raise UsageError(f"{where}: larger than 1 MiB")
     try:
-        doc = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    try:
+        doc = load_yaml(text)
+        check_value(doc)
     except yaml.YAMLError as exc:
         raise UsageError(f"{where}: not valid YAML: {_one_line(exc)}") from exc
+    except LimitError as exc:
+        raise UsageError(f"{where}: {exc}") from exc
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise UsageError(f"{where}: expected a mapping of sections, got {type(doc).__name__}")
     overrides: dict[str, str] = {}
+    named: dict[str, str] = {}
     for section, entries in doc.items():
         known = [k for k in TAGS_CONFIG_NAMES if k.split(".", 1)[0] == str(section)]
         if not known:
@@ -132,8 +159,31 @@ def load_tags_config(path: str | Path) -> TagRegistry:
                 continue
             if not isinstance(key, str) or not key.strip():
                 raise UsageError(f"{where}: '{section}.{name}' must be a non-empty string tag key")
-            overrides[logical] = key.strip()
-    return TagRegistry().with_overrides(overrides)
+            key = key.strip()
+            if not TAG_KEY_RE.match(key):
+                raise UsageError(
+                    f"{where}: '{section}.{name}' = {key[:60]!r} is not an MLflow tag key "
+                    "(letters, digits, _ - . / : and spaces, at most 250 characters)"
+                )
+            if key.lower().startswith("mlflow."):
+                raise UsageError(
+                    f"{where}: '{section}.{name}' = '{key}' is an MLflow system tag; hpohash would overwrite it"
+                )
+            if key.startswith(LEGACY_PREFIX):
+                raise UsageError(
+                    f"{where}: '{section}.{name}' = '{key}' is under {LEGACY_PREFIX}, where backfill keeps "
+                    "the values it replaces"
+                )
+            overrides[logical] = key
+            named[logical] = f"{section}.{name}"
+    registry = TagRegistry().with_overrides(overrides)
+    owners: dict[str, str] = {}
+    for logical, key in registry.keys.items():
+        label = f"'{named[logical]}'" if logical in named else f"the default of {logical}"
+        if key in owners:
+            raise UsageError(f"{where}: {owners[key]} and {label} both map to '{key}': one tag cannot hold both")
+        owners[key] = label
+    return registry
 
 
 def _one_line(exc: Any) -> str:

@@ -20,7 +20,9 @@ from urllib.parse import urlparse
 
 from hpohash import configs as cfg
 from hpohash.errors import BackendError, UsageError
+from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
+from hpohash.redact import add_uri_secrets, redact
 
 PAGE_SIZE = 1000
 ARTIFACT_DIR = "config"
@@ -171,14 +173,17 @@ def _one_line(text: Any) -> str:
 
 
 def redact_uri(uri: str) -> str:
-    """The URI without any ``user:password@`` part: credentials are never printed."""
-    parsed = urlparse(uri)
-    if parsed.username or parsed.password:
-        host = parsed.hostname or ""
-        if parsed.port:
-            host += f":{parsed.port}"
-        return parsed._replace(netloc=host).geturl()
-    return uri
+    """The URI without any ``user:password@`` part and with secret query values masked."""
+    try:
+        parsed = urlparse(uri)
+        if parsed.username or parsed.password:
+            host = parsed.hostname or ""
+            if parsed.port:
+                host += f":{parsed.port}"
+            uri = parsed._replace(netloc=host).geturl()
+    except ValueError:  # a malformed port or netloc: the generic redaction still masks credentials
+        pass
+    return redact(uri)
 
 
 def is_http(uri: str) -> bool:
@@ -193,7 +198,7 @@ def _record(run: Any) -> RunRecord:
 def _classify(exc: Exception, what: str) -> Exception:
     """Turn an MLflow/requests exception into UsageError (not found) or BackendError (anything else)."""
     code = getattr(exc, "error_code", None)
-    message = _one_line(getattr(exc, "message", None) or exc)
+    message = redact(_one_line(getattr(exc, "message", None) or exc))
     if len(message) > 300:
         message = message[:300] + "…"
     if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "BAD_REQUEST"):
@@ -216,6 +221,7 @@ class Tracking:
         uri = tracking_uri or mlflow.get_tracking_uri()
         if not isinstance(uri, str):
             uri = str(uri)
+        add_uri_secrets(uri)
         self._check_local(uri, create=create)
         self.uri = uri
         self.display_uri = redact_uri(uri)
@@ -375,7 +381,13 @@ class Tracking:
             repo = self._artifact_repo(run)
             infos = repo.list_artifacts(ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, f"listing artifacts of run {run_id}") from exc
+            err = _classify(exc, f"listing artifacts of run {run_id}")
+            if isinstance(err, BackendError):
+                raise err from exc
+            # the store refused this run's config/ (a symlink out of the artifact root, say): a finding
+            # for this study (reported once, under the first required config), not the end of the scan
+            reason = f"cannot list the {ARTIFACT_DIR}/ artifacts: {redact(_one_line(getattr(exc, 'message', exc)))}"
+            return {cfg.REQUIRED[0]: cfg.ConfigError(f"run {run_id} artifact {ARTIFACT_DIR}/", reason)}
         by_name: dict[str, Any] = {}
         for info in infos:
             if info.is_dir:
@@ -400,7 +412,11 @@ class Tracking:
                     continue
                 try:
                     local = repo.download_artifacts(info.path, tmp)
-                    out[stem] = (info.path, Path(local).read_bytes())
+                    data = read_bounded(local, cfg.MAX_BYTES)  # file_size may be unknown: never read more
+                    if len(data) > cfg.MAX_BYTES:
+                        out[stem] = cfg.ConfigError(where, "larger than 1 MiB")
+                        continue
+                    out[stem] = (info.path, data)
                 except Exception as exc:  # noqa: BLE001
                     err = _classify(exc, f"downloading {where}")
                     if isinstance(err, BackendError):
@@ -414,8 +430,15 @@ class Tracking:
         n = workers if workers is not None else (DEFAULT_WORKERS_HTTP if self.http else 1)
         if n <= 1 or len(items) <= 1:
             return [fn(i) for i in items]
-        with ThreadPoolExecutor(max_workers=n) as pool:
+        pool = ThreadPoolExecutor(max_workers=n)
+        try:
             return list(pool.map(fn, items))
+        except BaseException:
+            # Ctrl-C (or a crash): start nothing new; only the calls already running finish
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     # ---------------------------------------------------------------- writes
 

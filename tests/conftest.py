@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,12 +18,35 @@ VECTORS = Path(__file__).parent / "reference_vectors"
 
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 
+# Hypothesis keeps caches (unicode tables, constants) under ./.hypothesis unless told otherwise
+_HYPOTHESIS_DIR = tempfile.mkdtemp(prefix="hpohash-hypothesis-")
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", _HYPOTHESIS_DIR)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_HYPOTHESIS_DIR, ignore_errors=True)
+
 
 @dataclass
 class Result:
     code: int
     out: str
     err: str
+
+
+@pytest.fixture(autouse=True)
+def _work_in_tmp(tmp_path: Path) -> Iterator[None]:
+    """Tests leave no trace: default journals (``.hpohash/``) and MLflow's ``mlflow.db`` land in tmp.
+
+    Not ``monkeypatch.chdir``: a test's ``monkeypatch.undo()`` would take the working directory back
+    to the repository with it.
+    """
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @pytest.fixture
@@ -32,9 +57,39 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         capsys.readouterr()
         code = main(list(args))
         captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        result = Result(code, captured.out, captured.err)
+        _check_verify_backfill_agree(list(args), result, capsys)
+        return result
 
     return _run
+
+
+#: verify options backfill does not share, or that change verify's exit code on purpose
+_VERIFY_ONLY_FLAGS = {"--quiet", "-q", "--verbose", "-v", "--statistics"}
+_VERIFY_ONLY_VALUED = {"--format", "-o", "--output"}
+#: options that change which findings verify counts, or which experiments, on purpose
+_NO_INVARIANT = {"--strict", "--include-deleted", "--select", "--ignore", "--check-all", "--since"}
+
+
+def _check_verify_backfill_agree(args: list[str], r: Result, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every scenario in the suite that runs ``verify`` also checks the invariant of SPEC §5 rule 2:
+    ``verify`` exits 0 ⇔ ``backfill --dry-run --exit-code`` (same options) exits 0."""
+    if not args or args[0] != "verify" or r.code not in (0, 1) or _NO_INVARIANT & set(args):
+        return
+    rest: list[str] = []
+    it = iter(args[1:])
+    for a in it:
+        if a in _VERIFY_ONLY_FLAGS:
+            continue
+        if a in _VERIFY_ONLY_VALUED:
+            next(it, None)
+            continue
+        rest.append(a)
+    code = main(["backfill", *rest, "--dry-run", "--exit-code", "--format", "json"])
+    captured = capsys.readouterr()
+    assert (r.code == 0) == (code == 0), (
+        f"verify exited {r.code} but backfill --dry-run --exit-code exited {code} for {rest}: {captured.out[:2000]}"
+    )
 
 
 def assert_one_error_line(r: Result, code: int, fragment: str, *, stdout_empty: bool = True) -> None:
@@ -72,7 +127,9 @@ def c01_dir(tmp_path: Path) -> Path:
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-settings.register_profile("hpohash", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+settings.register_profile(
+    "hpohash", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150, database=None
+)  # no example database: tests leave no .hypothesis/ behind
 settings.load_profile("hpohash")
 
 
@@ -95,14 +152,11 @@ def builder(sqlite_uri: str):
     return Builder(sqlite_uri, artifact_root=root.as_uri())
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def mlflow_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A real `mlflow server` on a free 127.0.0.1 port, once per backend store for the whole test run:
-    a SQLite file, and a throwaway PostgreSQL cluster (skipped, saying why, where PostgreSQL is missing)."""
+def _serve(tmp_path_factory: pytest.TempPathFactory, backend: str):
     from tests.server import MlflowServer
 
     cluster = None
-    if request.param == "postgresql":
+    if backend == "postgresql":
         from tests.postgres import PostgresCluster, unavailable
 
         why = unavailable()
@@ -110,7 +164,7 @@ def mlflow_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             pytest.skip(why)
         cluster = PostgresCluster()
         cluster.start()
-    server = MlflowServer(tmp_path_factory.mktemp(f"server-{request.param}"), cluster.uri if cluster else None)
+    server = MlflowServer(tmp_path_factory.mktemp(f"server-{backend}"), cluster.uri if cluster else None)
     try:
         server.start()
         yield server
@@ -118,6 +172,25 @@ def mlflow_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         server.stop()
         if cluster is not None:
             cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on a SQLite file and a free 127.0.0.1 port, started once for the run."""
+    yield from _serve(tmp_path_factory, "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on a throwaway PostgreSQL cluster (tests/postgres.py), started once for
+    the run; skipped, saying why, where PostgreSQL cannot be had."""
+    yield from _serve(tmp_path_factory, "postgresql")
+
+
+@pytest.fixture
+def mlflow_server(sqlite_mlflow_server):
+    """The server most HTTP tests use; tests/test_http_server.py runs on both backends instead."""
+    return sqlite_mlflow_server
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ def test_legacy_study_exact_tags_idempotent_and_undo(run_cli, builder: Builder, 
     assert snapshot(builder, exp) == before
     assert plan["summary"] == {
         "runs_planned": 4,
-        "tags_planned": 29,
+        "tags_planned": 20,
         "runs_written": 0,
         "runs_failed": 0,
         "conflicts": 0,
@@ -71,8 +71,7 @@ def test_legacy_study_exact_tags_idempotent_and_undo(run_cli, builder: Builder, 
             "code.trial_key_hash": new_trial,
             "code.legacy.study_key_hash": V1,
             "code.legacy.trial_key_hash": old_trial,
-            **fp,
-        }
+        }  # trials never get schema or fingerprint tags: the pipeline never writes them on trials
     assert builder.tags(s.refit) == {
         "code.stage": "hpo_refit",
         "code.hpo.trial_number": "1",
@@ -100,7 +99,7 @@ def test_legacy_study_exact_tags_idempotent_and_undo(run_cli, builder: Builder, 
     lines = [json.loads(x) for x in journal.read_text().splitlines()]
     assert lines[0]["command"] == "backfill" and lines[0]["experiments"] == [name]
     assert lines[0]["tracking_uri"] == builder.uri and "time" in lines[0] and lines[0]["tool_version"]
-    assert len(lines) == 30 and all(set(x) == {"run_id", "key", "old", "new"} for x in lines[1:])
+    assert len(lines) == 21 and all(set(x) == {"run_id", "key", "old", "new"} for x in lines[1:])
 
     # undo restores the exact prior tag set of every run
     r = run_cli(
@@ -117,7 +116,7 @@ def test_legacy_study_exact_tags_idempotent_and_undo(run_cli, builder: Builder, 
         ]
     )
     assert r.code == 0, r.err
-    assert json.loads(r.out)["summary"]["tags_planned"] == 29
+    assert json.loads(r.out)["summary"]["tags_planned"] == 20
     assert snapshot(builder, exp) == before
     # undo again: nothing left to restore
     r = run_cli(["undo", str(journal), "--tracking-uri", builder.uri, "--yes", "--format", "json"])
@@ -210,7 +209,8 @@ def test_artifact_available_is_never_invented(run_cli, builder: Builder) -> None
     builder.make_legacy(s)
     builder.client.delete_tag(s.refit, "code.artifact.available")
     code, done = backfill(run_cli, builder, "-e", name, "--yes")
-    assert code == 0
+    assert code == 1  # an error backfill cannot fix is left, and said: verify and backfill agree
+    assert [c["message"].split(":")[0] for c in done["conflicts"]] == ["HH124 not fixable by backfill"]
     assert "code.artifact.available" not in builder.tags(s.refit)
     assert not [c for c in done["changes"] if c["key"] == "code.artifact.available"]
     r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"])
@@ -223,7 +223,12 @@ def test_table_output(run_cli, builder: Builder) -> None:
     builder.make_legacy(s)
     r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--dry-run"])
     assert r.code == 0
-    assert f"study {s.parent}" in r.out and "dry run: 29 tags on 4 runs would change" in r.out
+    lines = r.out.splitlines()
+    assert lines[0].startswith("study ") and f" · parent {s.parent} · " in lines[0]
+    assert lines[-2:] == [
+        "dry run: 20 tags on 4 runs would change · 0 conflicts · 0 failed",
+        f"apply: hpohash backfill --tracking-uri {builder.uri} -e {name} --yes",
+    ]
     r = run_cli(["backfill", "--tracking-uri", builder.uri, "-e", name, "--dry-run", "--format", "markdown"])
     assert r.code == 0 and r.out.startswith("## hpohash backfill (dry run)")
 

@@ -124,3 +124,12 @@ def test_example_tags_file_is_the_defaults() -> None:
     }
     assert len(named) == 16 and all(DEFAULT_KEYS[logical] == key for logical, key in named.items())
     assert dict(load_tags_config(example).keys) == dict(TagRegistry().keys)
+
+
+def test_readme_code_table_is_the_rule_catalogue() -> None:
+    from hpohash.audit import SEVERITY
+    from hpohash.rules import RULES, markdown_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert markdown_table() in readme, "README's code table differs from hpohash.rules: regenerate it"
+    assert set(SEVERITY) == set(RULES)

@@ -92,4 +92,8 @@ def test_demo_uses_mlflows_embedded_default(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert p.returncode == 1 and "16 error(s)" in p.stdout
+    assert p.returncode == 1
+    assert p.stdout.splitlines()[-2:] == [
+        "16 errors (16 fixable) in 7 runs of 2 studies",
+        "fix: hpohash backfill -e hpohash-demo --dry-run",
+    ]

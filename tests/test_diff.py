@@ -82,7 +82,7 @@ def test_two_trials_of_one_study(run_cli, builder: Builder) -> None:
 def test_run_against_equal_configs_on_disk(run_cli, builder: Builder, c01_dir: Path) -> None:
     exp, _ = builder.experiment()
     s = builder.study(exp)
-    code, doc = diff(run_cli, builder, s.trials[0], "--config-dir", str(c01_dir))
+    code, doc = diff(run_cli, builder, s.trials[0], "--config-dir", str(c01_dir), "--against-config-dir")
     assert code == 0
     assert (doc["same_study"], doc["same_trial"], doc["differences"]) == (True, True, [])
     assert doc["b"]["run_id"] is None and doc["b"]["label"] == f"config-dir {c01_dir}"

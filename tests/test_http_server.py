@@ -18,6 +18,12 @@ pytestmark = pytest.mark.server
 C01 = EXPECTED["c01_realistic.yaml"]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mlflow_server(request: pytest.FixtureRequest):
+    """Every test here runs against a server on SQLite and one on PostgreSQL (``http_builder`` too)."""
+    return request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else 'sqlite'}_mlflow_server")
+
+
 def tags_of(b: Builder, exp_id: str) -> dict[str, dict[str, str]]:
     runs = b.client.search_runs([exp_id], run_view_type=ViewType.ALL, max_results=1000)
     return {r.info.run_id: dict(r.data.tags) for r in runs}

@@ -1,9 +1,10 @@
-"""One renderer per output format: ``table`` (Rich), ``json``, ``markdown``."""
+"""One renderer per output format: ``table`` (Rich), ``json``, ``markdown``, ``github``, ``junit``."""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 
 def silence_stdout() -> None:
@@ -23,3 +24,36 @@ def write_stdout(text: str) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         silence_stdout()
+
+
+@dataclass(frozen=True)
+class CheckedRun:
+    """One run verify looked at (JUnit reports a test case per run, passed or not)."""
+
+    run_id: str
+    stage: str
+    parent_run_id: str | None
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """What the ``hpohash.verify/1`` report does not carry but a person or a CI system needs.
+
+    The commands are built by the CLI from the options it was given, so a next step names the same
+    store, experiments and tag keys and can be pasted as is.
+    """
+
+    runs: tuple[CheckedRun, ...] = ()
+    backfill_command: str = "hpohash backfill --dry-run"
+    diff_command: str = "hpohash diff"
+    statistics: bool = False
+    strict: bool = False
+    to_file: bool = False
+
+
+@dataclass(frozen=True)
+class BackfillContext:
+    """The commands backfill's last lines suggest: apply the dry run, undo the journal."""
+
+    apply_command: str | None = None
+    undo_command: str = "hpohash undo"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from hpohash.render import write_stdout
+from hpohash.render import VerifyContext, write_stdout
+from hpohash.render.text import summary_lines
+from hpohash.selection import CODES
+from hpohash.sources import describe_source
 
 
 def _cell(value: Any) -> str:
@@ -51,7 +55,12 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     emit("\n".join(parts))
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+    emit(verify_markdown(report, ctx or VerifyContext()))
+
+
+def verify_markdown(report: dict[str, Any], ctx: VerifyContext) -> str:
+    """The report as GitHub-flavoured Markdown (a job summary), ending with the summary and next step."""
     s = report["summary"]
     status = "✅ no errors" if s["ok"] else f"❌ {s['errors']} error(s)"
     parts = [
@@ -65,7 +74,8 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
     if report["studies"]:
         parts.append(
             table(
-                ["parent", "model", "trials", "refits", "stored study hash", "recomputed", "errors", "warnings"],
+                ["parent", "model", "trials", "refits", "stored study hash", "recomputed", "configs"]
+                + ["errors", "warnings"],
                 [
                     (
                         st["parent_run_id"],
@@ -74,6 +84,7 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
                         st["refits"],
                         _short(st["study_key_hash"]),
                         _short(st["recomputed_study_key_hash"]),
+                        describe_source(st.get("config_source")),
                         st["errors"],
                         st["warnings"],
                     )
@@ -92,7 +103,19 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
                 ],
             )
         )
-    emit("\n".join(parts))
+        parts.append("")
+    if ctx.statistics and report["findings"]:
+        counts = Counter(f["code"] for f in report["findings"])
+        fixable = Counter(f["code"] for f in report["findings"] if f["fixable"])
+        rows = [(code, counts[code], fixable[code], CODES.get(code, "")) for code in sorted(counts)]
+        parts += [table(["code", "findings", "fixable", "what"], rows), ""]
+    for i, line in enumerate(summary_lines(report, ctx)):
+        head, sep, command = line.partition(": hpohash ")
+        if sep:
+            parts.append(f"{head}: `hpohash {command}`  ")
+        else:
+            parts.append(f"**{line}**  " if i == 0 else f"{line}  ")
+    return "\n".join(parts)
 
 
 def _short(h: str | None) -> str:
@@ -114,7 +137,7 @@ def _demo_text(created: dict[str, Any]) -> str:
 
 
 def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
 ) -> None:
     from hpohash.apply import backfill_report
 
@@ -177,6 +200,8 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
                 ],
             )
         )
+    if r["cut_lines"]:
+        parts += ["", "### cut journal lines", "", "\n".join(f"- {c['message']}" for c in r["cut_lines"])]
     emit("\n".join(parts))
 
 

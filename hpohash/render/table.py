@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from typing import Any
 
 from rich.console import Console
-from rich.panel import Panel
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from hpohash.render import silence_stdout
+from hpohash.render import BackfillContext, VerifyContext, silence_stdout, text
 
 
 class _Console(Console):
@@ -20,37 +23,62 @@ class _Console(Console):
 
 
 def console(stderr: bool = False) -> Console:
-    """A console that keeps 64-character hashes on one line even when output is piped."""
+    """A console sized like the terminal, else ``COLUMNS``; piped with neither, wide enough for 64-char hashes."""
     c = _Console(highlight=False, stderr=stderr)
-    if not c.is_terminal:
+    if not c.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         c = _Console(highlight=False, stderr=stderr, width=max(c.width, 160))
     return c
 
 
+_RUN_ID = re.compile(r"\b[0-9a-f]{32}\b")
+_CODE = re.compile(r"\bHH1\d\d\b")
+
+
+def _styled(line: str) -> Text:
+    """Colour a plain line at a terminal; elsewhere Rich writes the same characters without codes."""
+    styled = Text(line)
+    styled.highlight_regex(_RUN_ID, "cyan")
+    styled.highlight_regex(_CODE, "yellow" if "[warning]" in line else "bold red")
+    styled.highlight_regex(re.compile(r"\[fixable\]"), "green")
+    styled.highlight_regex(re.compile(r"^(fix|explain|apply|undo|journal):"), "bold")
+    return styled
+
+
+def print_lines(out: Console, lines: list[str]) -> None:
+    """Our own line breaks only: Rich must not re-wrap (and so split) a run id or a hash."""
+    for line in lines:
+        out.print(_styled(line), soft_wrap=True)
+
+
 def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
-    out = console()
-    t = Table(title=f"hpohash hash — model {report['model']}", show_header=True, header_style="bold")
-    t.add_column("field")
-    t.add_column("value", overflow="fold")
-    t.add_row("study_key_hash (v2)", f"[bold green]{report['study_key_hash']}[/]")
-    t.add_row("data_fingerprint", report["data_fingerprint"])
-    t.add_row("eval_fingerprint", report["eval_fingerprint"])
-    t.add_row("eval_config", json.dumps(report["eval_config"], sort_keys=True))
-    for s, h in report["study_key_hash_v1"].items():
-        t.add_row(f"study_key_hash_v1 ({s})", h)
-    for s, h in report["study_family_hash"].items():
-        t.add_row(f"study_family_hash ({s})", h)
-    out.print(t)
+    """``key: value`` lines; a value that does not fit goes whole on the next line (hashes stay copyable)."""
+    width = text.output_width()
+    pairs = [
+        ("model", report["model"]),
+        ("study_key_hash", report["study_key_hash"]),
+        ("data_fingerprint", report["data_fingerprint"]),
+        ("eval_fingerprint", report["eval_fingerprint"]),
+        ("eval_config", json.dumps(report["eval_config"], sort_keys=True, ensure_ascii=False)),
+    ]
+    pairs += [(f"study_key_hash_v1[{s}]", h) for s, h in report["study_key_hash_v1"].items()]
+    pairs += [(f"study_family_hash[{s}]", h) for s, h in report["study_family_hash"].items()]
     if report["trials"]:
-        tt = Table(title="trials", header_style="bold")
-        tt.add_column("hyperparameters", overflow="fold")
-        tt.add_column(f"trial_key_hash (schema {report['trials'][0]['trial_key_schema']})", overflow="fold")
-        for trial in report["trials"]:
-            tt.add_row(json.dumps(trial["hyperparameters"], sort_keys=True), trial["trial_key_hash"])
-        out.print(tt)
-    if show_key:
-        out.print("canonical v2 study key:")
-        out.print(json.dumps(report["study_key"], sort_keys=True, separators=(",", ":")), markup=False, soft_wrap=True)
+        pairs.append(("trial_key_schema", report["trials"][0]["trial_key_schema"]))
+    for i, trial in enumerate(report["trials"]):
+        hp = json.dumps(trial["hyperparameters"], sort_keys=True, ensure_ascii=False)
+        pairs += [(f"trials[{i}].hyperparameters", hp), (f"trials[{i}].trial_key_hash", trial["trial_key_hash"])]
+    lines: list[str] = []
+    for key, value in pairs:
+        if width is None or len(key) + 2 + len(value) <= width:
+            lines.append(f"{key}: {value}")
+        else:
+            lines.append(f"{key}:")
+            lines += text.wrap(value, width, indent=2, hanging=2)
+    if show_key:  # the canonical bytes, on one line whatever the width: they are what is hashed
+        lines.append("study_key: " + json.dumps(report["study_key"], sort_keys=True, separators=(",", ":")))
+    out = console()
+    for line in lines:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _short(h: str | None) -> str:
@@ -60,64 +88,46 @@ def _short(h: str | None) -> str:
     return h[:12] + "…" if len(h) > 16 else h
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False) -> None:
+def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+    """Findings grouped by study, then the summary and the next step last, as ruff and pytest end."""
+    ctx = ctx or VerifyContext()
     out = console()
-    s = report["summary"]
-    style = "green" if s["ok"] and not s["warnings"] else ("yellow" if s["ok"] else "red")
-    headline = "no errors" if s["ok"] else f"{s['errors']} error(s)"
-    out.print(
-        Panel(
-            f"[bold]{headline}[/], {s['warnings']} warning(s)\n"
-            f"studies {s['studies']} · trials {s['trials']} · refits {s['refits']}"
-            + (f" · skipped {s['studies_skipped']} (no run since --since)" if "studies_skipped" in s else "")
-            + "\n"
-            f"experiments: {', '.join(report['experiments'])} · store: {report['tracking_uri']}",
-            title="hpohash verify",
-            border_style=style,
-            expand=False,
-        )
-    )
-    if quiet:
-        _findings_table(out, report["findings"])
-        return
-    for st in report["studies"]:
-        t = Table(title=f"study {st['parent_run_id']}", title_justify="left", header_style="bold", show_header=True)
-        t.add_column("model")
-        t.add_column("trials", justify="right")
-        t.add_column("refits", justify="right")
-        t.add_column("stored study hash")
-        t.add_column("recomputed v2")
-        t.add_column("errors", justify="right")
-        t.add_column("warnings", justify="right")
-        same = st["study_key_hash"] and st["study_key_hash"] == st["recomputed_study_key_hash"]
-        t.add_row(
-            f"{st['model'] or '—'}\n[dim]{st['model_source'] or ''}[/]",
-            str(st["trials"]),
-            str(st["refits"]),
-            _short(st["study_key_hash"]),
-            ("[green]" if same else "[yellow]") + _short(st["recomputed_study_key_hash"]) + "[/]",
-            f"[red]{st['errors']}[/]" if st["errors"] else "0",
-            f"[yellow]{st['warnings']}[/]" if st["warnings"] else "0",
-        )
+    width = None if ctx.to_file else text.output_width()
+    if not quiet:
+        print_lines(out, text.head_lines(report, width) + [""])
+    if out.is_terminal and width is not None and width >= text.TABLE_MIN_WIDTH:
+        _findings_tables(out, report, quiet=quiet)
+    else:
+        print_lines(out, text.verify_lines(report, width, quiet=quiet))
+    tail = text.statistics_lines(report) if ctx.statistics else []
+    print_lines(out, ([""] if report["findings"] or not quiet else []) + tail + text.summary_lines(report, ctx, width))
+
+
+def render_verify_summary(report: dict[str, Any], ctx: VerifyContext) -> None:
+    """What the terminal still gets when ``-o FILE`` took the report: the summary and the next step."""
+    print_lines(console(), text.summary_lines(report, ctx, text.output_width()))
+
+
+def _findings_tables(out: Console, report: dict[str, Any], *, quiet: bool) -> None:
+    """The wide layout: a study header, then its findings as a table with the run id never folded."""
+    for st, fs in text.group_findings(report):
+        if quiet and not fs:
+            continue
+        header = text.study_header(st, fs, None) if st else ["runs whose parent is not in scope"]
+        print_lines(out, header)
+        if not fs:
+            continue
+        v2 = text.study_v2(st, fs) if st else None
+        t = Table(header_style="bold", show_edge=False, pad_edge=False)
+        t.add_column("run", no_wrap=True, min_width=32)
+        t.add_column("code", no_wrap=True)
+        t.add_column("stage", no_wrap=True)
+        t.add_column("message", overflow="fold", ratio=1)
+        t.add_column("fixable", no_wrap=True)
+        for f in fs:
+            code = f"[red]{f['code']}[/]" if f["severity"] == "error" else f"[yellow]{f['code']}[/] (warning)"
+            t.add_row(f["run_id"], code, f["stage"], escape(text.brief(f, v2)), "yes" if f["fixable"] else "no")
         out.print(t)
-    _findings_table(out, report["findings"])
-
-
-def _findings_table(out: Console, findings: list[dict[str, Any]]) -> None:
-    if not findings:
-        out.print("[green]No findings.[/]")
-        return
-    t = Table(title="findings", header_style="bold")
-    t.add_column("code")
-    t.add_column("severity")
-    t.add_column("run")
-    t.add_column("stage")
-    t.add_column("message", overflow="fold")
-    t.add_column("fixable")
-    for f in findings:
-        sev = "[red]error[/]" if f["severity"] == "error" else "[yellow]warning[/]"
-        t.add_row(f["code"], sev, f["run_id"], f["stage"], f["message"], "yes" if f["fixable"] else "no")
-    out.print(t)
 
 
 def render_demo(created: dict[str, Any]) -> None:
@@ -127,102 +137,146 @@ def render_demo(created: dict[str, Any]) -> None:
 
 
 def render_backfill(
-    scope: Any, plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False
+    scope: Any,
+    plan: Any,
+    *,
+    dry_run: bool,
+    journal: str | None,
+    result: Any,
+    preview: bool = False,
+    ctx: BackfillContext | None = None,
 ) -> None:
-    """The plan grouped by study (run, stage, key, old → new, reason), conflicts, then the outcome.
+    """The plan grouped by study and run (``key: old → new (reason)``), conflicts, then the totals last.
 
     ``preview`` is the plan shown before the confirmation; the final call then shows only the outcome.
     """
     from hpohash.apply import backfill_report
 
+    ctx = ctx or BackfillContext()
     out = console()
+    width = text.output_width()
     r = backfill_report(plan, dry_run=dry_run, journal=journal, result=result)
+    lines: list[str] = []
     if preview or result is None:
-        _plan_tables(out, scope, r["changes"])
+        lines += plan_lines(scope, r["changes"], width)
     if preview:
+        print_lines(out, lines)
         return
-    _rows_table(
-        out,
-        "conflicts (left alone)",
-        "bold yellow",
-        ("run", "stage", "key", "current", "message"),
-        [(c["run_id"], c["stage"], c["key"] or "—", _short(c["current"]), c["message"]) for c in r["conflicts"]],
-    )
-    _rows_table(out, "failed writes", "bold red", ("run", "error"), [(f["run_id"], f["error"]) for f in r["failures"]])
+    if r["conflicts"]:
+        lines += ([""] if lines else []) + ["conflicts (left alone):"]
+        for run in _runs_of(r["conflicts"]):
+            lines.append(f"  {run[0]['run_id']} {run[0]['stage']}")
+            for c in run:
+                key = f"{c['key']}: {text.short_hash(c['current'])} " if c["key"] else ""
+                lines += text.wrap(f"{key}({c['message']})", width, indent=4, hanging=6)
+    if r["failures"]:
+        lines += ([""] if lines else []) + ["failed writes:"]
+        for f in r["failures"]:
+            lines.append(f"  {f['run_id']}")
+            lines += text.wrap(f["error"], width, indent=4, hanging=6)
     s = r["summary"]
-    if dry_run:
-        head = (
-            f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
-            if s["tags_planned"]
-            else "nothing to backfill"
-        )
+    if not s["tags_planned"]:
+        head = "nothing to backfill"
+    elif dry_run:
+        head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
     else:
         head = f"wrote {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
-    lines = [f"[bold]{head}[/]", f"conflicts {s['conflicts']} · failed runs {s['runs_failed']}"]
+    lines += ([""] if lines else []) + text.join_wrap(
+        [head, text.plural(s["conflicts"], "conflict"), f"{s['runs_failed']} failed"], width
+    )
+    if dry_run and s["tags_planned"] and ctx.apply_command:
+        lines.append(f"apply: {ctx.apply_command}")
     if journal:
-        lines.append(f"journal: {journal}  (undo: hpohash undo {journal})")
-    ok = not s["conflicts"] and not s["runs_failed"]
-    out.print(Panel("\n".join(lines), title="hpohash backfill", border_style="green" if ok else "yellow", expand=False))
+        lines += [f"journal: {journal}", f"undo: {ctx.undo_command} {journal}"]
+    print_lines(out, lines)
 
 
-def _plan_tables(out: Console, scope: Any, changes: list[dict[str, Any]]) -> None:
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for c in changes:
-        by_run.setdefault(c["run_id"], []).append(c)
+def _runs_of(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(row["run_id"], []).append(row)
+    return list(runs.values())
+
+
+def plan_lines(scope: Any, changes: list[dict[str, Any]], width: int | None) -> list[str]:
+    """Under each study, one header per run (id, stage), then one ``key: old → new (reason)`` per tag."""
+    by_run = {run[0]["run_id"]: run for run in _runs_of(changes)}
+    lines: list[str] = []
     for study in scope.studies:
         members = [m.run_id for m in study.members() if m.run_id in by_run]
         if not members:
             continue
-        _rows_table(
-            out,
-            f"study {study.parent.run_id}",
-            "bold",
-            ("run", "stage", "key", "old → new", "reason"),
-            [
-                (rid, c["stage"], c["key"], f"{_short(c['old'])} → [green]{_short(c['new'])}[/]", c["reason"])
-                for rid in members
-                for c in by_run[rid]
-            ],
+        v2 = study.v2_hash
+        if lines:
+            lines.append("")
+        lines += text.join_wrap(
+            [f"study {v2[:12] if v2 else '(no v2 hash)'}", f"parent {study.parent.run_id}", f"model {study.model}"],
+            width,
         )
+        for rid in members:
+            lines.append(f"  {rid} {by_run[rid][0]['stage']}")
+            for c in by_run[rid]:
+                change = f"{c['key']}: {text.short_hash(c['old'])} → {text.short_hash(c['new'])} ({c['reason']})"
+                lines += text.wrap(change, width, indent=4, hanging=6)
+    return lines
+
+
+def _cell(value: Any) -> str:
+    """A table cell from data (run names, tag values, experiment names): ``[/x]`` in one must print,
+    not be read as Rich markup."""
+    return escape(str(value))
 
 
 def _rows_table(out: Console, title: str, style: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
-    t = Table(title=title, title_justify="left", header_style=style)
+    t = Table(title=escape(title), title_justify="left", header_style=style)
     for col in columns:
         t.add_column(col, overflow="fold")
     for row in rows:
-        t.add_row(*row)
+        t.add_row(*(_cell(c) for c in row))
     out.print(t)
 
 
-def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False) -> None:
+def render_undo(
+    plan: Any, *, dry_run: bool, journal: str | None, result: Any, preview: bool = False, ctx: Any = None
+) -> None:
+    """Tags to restore grouped by run (``key: now → restored``), what was left alone, then the totals last."""
     from hpohash.apply import undo_report
 
     out = console()
+    width = text.output_width()
     r = undo_report(plan, dry_run=dry_run, journal=journal, result=result)
+    lines: list[str] = []
     if preview or result is None:
-        _rows_table(
-            out,
-            "tags to restore",
-            "bold",
-            ("run", "key", "now", "restored to"),
-            [
-                (c["run_id"], c["key"], _short(c["old"]), "[dim](deleted)[/]" if c["new"] is None else _short(c["new"]))
-                for c in r["changes"]
-            ],
-        )
+        for run in _runs_of(r["changes"]):
+            lines.append(f"  {run[0]['run_id']}")
+            for c in run:
+                new = "(deleted)" if c["new"] is None else text.short_hash(c["new"])
+                lines += text.wrap(f"{c['key']}: {text.short_hash(c['old'])} → {new}", width, indent=4, hanging=6)
+        if lines:
+            lines.insert(0, "tags to restore:")
     if preview:
+        print_lines(out, lines)
         return
-    _rows_table(
-        out,
-        "changed since the journal (left alone)",
-        "bold yellow",
-        ("run", "key", "journal wrote", "now"),
-        [(e["run_id"], e["key"], _short(e["journal_new"]), _short(e["current"])) for e in r["skipped"]],
-    )
-    _rows_table(out, "failed writes", "bold red", ("run", "error"), [(f["run_id"], f["error"]) for f in r["failures"]])
+    if r["skipped"]:
+        lines += ([""] if lines else []) + ["changed since the journal (left alone):"]
+        for run in _runs_of(r["skipped"]):
+            lines.append(f"  {run[0]['run_id']}")
+            for e in run:
+                wrote, now = text.short_hash(e["journal_new"]), text.short_hash(e["current"])
+                change = f"{e['key']}: journal wrote {wrote}, now {now}"
+                lines += text.wrap(change, width, indent=4, hanging=6)
+    if r["failures"]:
+        lines += ([""] if lines else []) + ["failed writes:"]
+        for f in r["failures"]:
+            lines.append(f"  {f['run_id']}")
+            lines += text.wrap(f["error"], width, indent=4, hanging=6)
+    if r["cut_lines"]:
+        lines += ([""] if lines else []) + ["cut journal lines (check these tags):"]
+        for c in r["cut_lines"]:
+            lines.append(f"  {c['journal']}:{c['line']}")
+            lines += text.wrap(c["message"], width, indent=4, hanging=6)
     s = r["summary"]
     if not s["tags_planned"]:
         head = "nothing to undo: every journaled tag already holds its old value (or changed since)"
@@ -230,18 +284,18 @@ def render_undo(plan: Any, *, dry_run: bool, journal: str | None, result: Any, p
         head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would be restored"
     else:
         head = f"restored {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
-    lines = [
-        f"[bold]{head}[/]",
-        f"skipped {s['skipped']} · missing runs {s['missing_runs']} · failed {s['runs_failed']}",
-    ]
+    totals = [head, f"skipped {s['skipped']}", f"missing runs {s['missing_runs']}", f"failed {s['runs_failed']}"]
+    if s["cut_lines"]:
+        totals.append(f"cut journal lines {s['cut_lines']}")
+    lines += ([""] if lines else []) + text.join_wrap(totals, width)
     if journal:
         lines.append(f"journal: {journal}")
-    out.print(Panel("\n".join(lines), title="hpohash undo", expand=False))
+    print_lines(out, lines)
 
 
 def _compact(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return text if len(text) <= 70 else text[:67] + "…"
+    shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return shown if len(shown) <= 70 else shown[:67] + "…"
 
 
 def render_diff(report: dict[str, Any]) -> None:
@@ -252,21 +306,23 @@ def render_diff(report: dict[str, Any]) -> None:
     verdict = "[green]same study[/]" if same_study else "[red]different studies[/]"
     if report["same_trial"] is not None:
         verdict += ", [green]same trial[/]" if report["same_trial"] else ", [red]different trials[/]"
-    head = Table(title=f"hpohash diff — {verdict}", title_justify="left", header_style="bold")
+    out.print(f"hpohash diff — {verdict}", soft_wrap=True)
+    print_lines(out, [f"a: {a['label']}", f"b: {b['label']}"])  # run ids whole, not folded in a header
+    head = Table(header_style="bold")
     head.add_column("")
-    head.add_column(a["label"], overflow="fold")
-    head.add_column(b["label"], overflow="fold")
-    head.add_row("model", a["model"] or "—", b["model"] or "—")
-    head.add_row("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"]))
-    head.add_row("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"]))
-    head.add_row(
-        "study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])
-    )
-    head.add_row("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"]))
-    head.add_row(
-        "trial hash (recomputed)", _short(a["recomputed_trial_key_hash"]), _short(b["recomputed_trial_key_hash"])
-    )
-    head.add_row("cause", a["cause"] or "—", b["cause"] or "—")
+    head.add_column("a", overflow="fold")
+    head.add_column("b", overflow="fold")
+    rows = [
+        ("model", a["model"] or "—", b["model"] or "—"),
+        ("study hash (claimed)", _short(a["study_key_hash"]), _short(b["study_key_hash"])),
+        ("study hash (stored)", _short(a["stored_study_key_hash"]), _short(b["stored_study_key_hash"])),
+        ("study hash (recomputed v2)", _short(a["recomputed_study_key_hash"]), _short(b["recomputed_study_key_hash"])),
+        ("trial hash (claimed)", _short(a["trial_key_hash"]), _short(b["trial_key_hash"])),
+        ("trial hash (recomputed)", _short(a["recomputed_trial_key_hash"]), _short(b["recomputed_trial_key_hash"])),
+        ("cause", a["cause"] or "—", b["cause"] or "—"),
+    ]
+    for row in rows:  # tag values and model names are data: escaped, never read as Rich markup
+        head.add_row(*(_cell(c) for c in row))
     out.print(head)
     if report["differences"]:
         _rows_table(
@@ -282,4 +338,4 @@ def render_diff(report: dict[str, Any]) -> None:
             + ("." if same_study else ": the claims differ because of how a stored hash was made (see cause).")
         )
     for note in report["notes"]:
-        out.print(f"[yellow]note:[/] {note}")
+        out.print(f"[yellow]note:[/] {escape(note)}")

@@ -1,0 +1,262 @@
+"""Plain-text lines every human-facing renderer shares: width, wrapping, findings, summary, next step.
+
+Everything here returns plain strings, so the exact lines are testable; the table renderer only
+colours them at a terminal. Run ids and hashes are never broken: a line that cannot fit keeps them
+whole and wraps at spaces around them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import textwrap
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+from hpohash.render import VerifyContext
+from hpohash.selection import CODES
+
+#: narrower than this, wrapping helps nobody: lines wrap as if this wide
+MIN_WIDTH = 40
+#: the terminal width from which verify draws its findings as a table (message column ≥ 60)
+TABLE_MIN_WIDTH = 140
+#: findings whose message shows a hash (the ``explain`` next step runs ``hpohash diff`` on them)
+HASH_CODES = ("HH110", "HH111", "HH112", "HH120", "HH123")
+#: what to do about a finding backfill cannot fix, by code
+UNFIXABLE_HINT = {
+    "HH100": "no v2 hash to write: give the study's configs (--config-dir)",
+    "HH101": "no v2 hash to write: give the study's configs (--config-dir)",
+    "HH102": "the parent's 2.0 tag stays the source of truth: check its configs",
+    "HH103": "no configs to recompute the fingerprints from (--config-dir)",
+    "HH110": "stored hash of unknown provenance: check it, then backfill --force",
+    "HH111": "no v2 hash to anchor it on: give the study's configs (--config-dir)",
+    "HH112": "stored hash of unknown provenance: check it, then backfill --force",
+    "HH120": "stored hash of unknown provenance: check it, then backfill --force",
+    "HH121": "no single trial matches the refit: set code.refit.of_trial_run_id by hand",
+    "HH122": "no single trial matches the refit: set code.refit.of_trial_run_id by hand",
+    "HH123": "stored hash of unknown provenance: check it, then backfill --force",
+    "HH124": "the refit has no checkpoint; backfill never sets code.artifact.available",
+    "HH130": "the champion trial needs a refit run (or a refit linked to it)",
+    "HH140": "give the study's configs (--config-dir) or the model (--model)",
+    "HH141": "fix or re-log the config artifact named in the finding",
+    "HH142": "none of the configs reproduces the parent's hash: see the nearest candidate",
+    "HH150": "add the parent's experiment (-e) to the scope",
+    "HH160": "the folder name is history; nothing to write",
+}
+
+_HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def output_width(stream: IO[str] | None = None) -> int | None:
+    """The terminal's width, else ``COLUMNS``, else ``None``: no wrapping at all (pipes, files)."""
+    stream = stream or sys.stdout
+    try:
+        if stream.isatty() and os.get_terminal_size(stream.fileno()).columns > 0:  # a pty may report 0
+            return max(os.get_terminal_size(stream.fileno()).columns, MIN_WIDTH)
+    except (AttributeError, OSError, ValueError):
+        pass
+    columns = os.environ.get("COLUMNS", "").strip()
+    return max(int(columns), MIN_WIDTH) if columns.isdigit() and int(columns) > 0 else None
+
+
+def wrap(text: str, width: int | None, indent: int = 0, hanging: int | None = None) -> list[str]:
+    """Wrap at spaces only: a run id or a hash is never split, even when it overflows."""
+    first = " " * indent
+    if width is None or len(first) + len(text) <= width:
+        return [first + text]
+    return textwrap.wrap(
+        text,
+        width=width,
+        initial_indent=first,
+        subsequent_indent=" " * (indent + 2 if hanging is None else hanging),
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first]
+
+
+def join_wrap(parts: Sequence[str], width: int | None, sep: str = " · ", indent: int = 0) -> list[str]:
+    """Parts joined by ``sep``; a new line (indented by 2 more) only between parts."""
+    lines: list[str] = []
+    current = " " * indent
+    for part in parts:
+        if current.strip() and width is not None and len(current) + len(sep) + len(part) > width:
+            lines.append(current)
+            current = " " * (indent + 2) + part
+        else:
+            current = current + sep + part if current.strip() else current + part
+    lines.append(current)
+    return lines
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def short_hash(value: str | None) -> str:
+    """A 64-character hash as its first 8 characters and an ellipsis; anything else whole."""
+    if value is None:
+        return "∅"
+    return value[:8] + "…" if _HEX64.fullmatch(value) else value
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+def study_v2(study: dict[str, Any], findings: Iterable[dict[str, Any]]) -> str | None:
+    """The study's v2 hash: the parent's tag, unless verify found the parent not on v2."""
+    pid = study["parent_run_id"]
+    legacy_parent = any(f["code"] in ("HH100", "HH101") and f["run_id"] == pid for f in findings)
+    return study["recomputed_study_key_hash"] if legacy_parent else study["study_key_hash"]
+
+
+def brief(f: dict[str, Any], v2: str | None = None) -> str:
+    """A finding's message without what the line already says (its stage), shortest for the common codes."""
+    code, actual, cause = f["code"], f["actual"], f["cause"]
+    why = f" (cause {cause})" if cause else ""
+    if code in ("HH110", "HH120") and actual:
+        basis = "parent v2" if v2 and f["expected"] == v2 else "parent's hash"
+        return f"study_key_hash {short_hash(actual)} ≠ {basis}{why}"
+    if code == "HH112" and actual and ";" not in f["message"]:
+        return f"trial_key_hash {short_hash(actual)} ≠ its v2 trial key{why}"
+    message = f["message"]
+    stage = f["stage"] + " "
+    return message[len(stage) :] if message.startswith(stage) else message
+
+
+def _tags(f: dict[str, Any]) -> str:
+    return (" [warning]" if f["severity"] == "warning" else "") + (" [fixable]" if f["fixable"] else "")
+
+
+def study_header(study: dict[str, Any], findings: list[dict[str, Any]], width: int | None) -> list[str]:
+    v2 = study_v2(study, findings)
+    counts = f"{plural(study['trials'], 'trial')}, {plural(study['refits'], 'refit')}"
+    status = []
+    if study["errors"]:
+        status.append(plural(study["errors"], "error"))
+    if study["warnings"]:
+        status.append(plural(study["warnings"], "warning"))
+    parts = [
+        f"study {v2[:12] if v2 else '(no hash)'}",
+        f"parent {study['parent_run_id']}",
+        f"model {study['model'] or '?'}",
+        counts + (": " + ", ".join(status) if status else ": ok"),
+    ]
+    return join_wrap(parts, width) + config_source_lines(study.get("config_source"), width)
+
+
+def config_source_lines(src: dict[str, Any] | None, width: int | None) -> list[str]:
+    """Where a study's configs came from, when found on disk (a commit says which configs made it)."""
+    if not src or src.get("revision") == "artifacts":
+        return []
+    commit = src.get("commit")
+    rev = f"commit {commit[:12]}" + (f" ({str(src.get('date'))[:10]})" if src.get("date") else "") if commit else ""
+    if src.get("revision") == "work tree":
+        rev = "work tree" + (f" (as in {rev})" if rev else "")
+    files = list((src.get("files") or {}).values())
+    return join_wrap([f"configs @ {rev}:", *files], width, sep=" ", indent=2)
+
+
+def group_findings(report: dict[str, Any]) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+    """Findings under their study (in the report's order); runs whose parent is not in scope last."""
+    by_parent: dict[str | None, list[dict[str, Any]]] = {}
+    for f in report["findings"]:
+        by_parent.setdefault(f["parent_run_id"], []).append(f)
+    groups: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = []
+    for st in report["studies"]:
+        groups.append((st, by_parent.pop(st["parent_run_id"], [])))
+    rest = [f for fs in by_parent.values() for f in fs]
+    if rest:
+        groups.append((None, rest))
+    return groups
+
+
+def _by_run(findings: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for f in findings:
+        runs.setdefault(f["run_id"], []).append(f)
+    return list(runs.values())
+
+
+def finding_line(f: dict[str, Any], v2: str | None = None) -> str:
+    """``<run id> HH110 trial  <message> [fixable]``: one line, whatever its length (for pipes and grep)."""
+    return f"{f['run_id']} {f['code']} {f['stage']:<6} {brief(f, v2)}{_tags(f)}"
+
+
+def verify_lines(report: dict[str, Any], width: int | None, *, quiet: bool = False) -> list[str]:
+    """The findings grouped by study: one line each when they fit, else grouped by run and wrapped."""
+    groups = group_findings(report)
+    one_line = width is None or all(
+        len(finding_line(f, study_v2(st, fs) if st else None)) <= width for st, fs in groups for f in fs
+    )
+    lines: list[str] = []
+    for st, fs in groups:
+        if quiet and not fs:
+            continue
+        if lines:
+            lines.append("")
+        v2 = study_v2(st, fs) if st else None
+        lines += study_header(st, fs, width) if st else ["runs whose parent is not in scope"]
+        if one_line:
+            lines += [finding_line(f, v2) for f in fs]
+            continue
+        for run in _by_run(fs):
+            lines.append(f"  {run[0]['run_id']} {run[0]['stage']}")
+            for f in run:
+                lines += wrap(f"{f['code']} {brief(f, v2)}{_tags(f)}", width, indent=4, hanging=10)
+    return lines
+
+
+def head_lines(report: dict[str, Any], width: int | None) -> list[str]:
+    s = report["summary"]
+    parts = [
+        "hpohash verify",
+        f"{plural(s['studies'], 'study', 'studies')} ({plural(s['parents'], 'parent')}, "
+        f"{plural(s['trials'], 'trial')}, {plural(s['refits'], 'refit')})"
+        + (f", {s['studies_skipped']} skipped (no run since --since)" if "studies_skipped" in s else ""),
+        "experiments " + (", ".join(report["experiments"]) or "—"),
+        report["tracking_uri"],
+    ]
+    return join_wrap(parts, width)
+
+
+def statistics_lines(report: dict[str, Any]) -> list[str]:
+    """Per code, like ``ruff --statistics``: count, code, how many backfill fixes, what it is."""
+    counts = Counter(f["code"] for f in report["findings"])
+    fixable = Counter(f["code"] for f in report["findings"] if f["fixable"])
+    width = max((len(str(n)) for n in counts.values()), default=1)
+    return [
+        f"{counts[code]:>{width}} {code} {fixable[code]:>{width}} fixable  {CODES.get(code, '')}".rstrip()
+        for code in sorted(counts)
+    ]
+
+
+def summary_lines(report: dict[str, Any], ctx: VerifyContext, width: int | None = None) -> list[str]:
+    """The closing summary, then what to do: the backfill command, or why backfill cannot help."""
+    findings = report["findings"]
+    errors = [f for f in findings if f["severity"] == "error"]
+    warnings = [f for f in findings if f["severity"] == "warning"]
+    s = report["summary"]
+    if not findings:
+        checked = s["parents"] + s["trials"] + s["refits"]
+        return [f"no findings: {plural(checked, 'run')} of {plural(s['studies'], 'study', 'studies')} checked"]
+    runs = len({f["run_id"] for f in findings})
+    studies = len({f["parent_run_id"] for f in findings if f["parent_run_id"]})
+    where = f" in {plural(runs, 'run')}" + (f" of {plural(studies, 'study', 'studies')}" if studies else "")
+    head = f"{plural(len(errors), 'error')} ({sum(f['fixable'] for f in errors)} fixable)" if errors else "no errors"
+    if warnings:
+        head += f", {plural(len(warnings), 'warning')}" + (" (--strict: they fail)" if ctx.strict else "")
+    lines = wrap(head + where, width)
+    failing = errors + (warnings if ctx.strict else [])
+    unfixable = Counter(f["code"] for f in failing if not f["fixable"])
+    for code, n in sorted(unfixable.items()):
+        lines += wrap(f"{code} ×{n} not fixable by backfill: {UNFIXABLE_HINT.get(code, 'see the finding')}", width)
+    explain = next(
+        (f for f in failing if not f["fixable"] and f["code"] in HASH_CODES and f["stage"] != "parent"), None
+    )
+    if explain is not None:
+        lines.append(f"explain: {ctx.diff_command} {explain['run_id']}")
+    if any(f["fixable"] for f in findings):
+        lines.append(f"fix: {ctx.backfill_command}")
+    return lines
