@@ -1,76 +1,121 @@
-"""verify time over a bare paged `search_runs` scan of the same experiment, as whole processes.
+"""verify time over a bare paged `search_runs` scan of the same experiment, and verify's peak memory,
+as whole processes, at one or more store sizes.
 
-Usage: python benchmarks/verify_vs_scan.py [--runs 2000] [--server] [--repeat 3]
-Seeds N runs (legacy studies of 1 parent, 98 trials, 1 refit; configs as artifacts) into a fresh
-SQLite store in-process, then times `hpohash verify` and a bare scan, each as a whole process, on the
-same store (directly, or through a local `mlflow server` with --server), and prints the ratio, peak
-RSS of verify and the MLflow calls verify made (no get_run per run). Targets: ratio <= 1.2, <= 400 MiB.
+Usage: python benchmarks/verify_vs_scan.py [--runs 10000 [50000 100000]] [--store sqlite|postgresql]
+                                           [--server] [--non-hpo 0.5] [--repeat 1]
+Seeds each size into its own experiment of one fresh store with the bulk seeder (seed_bulk.py: MLflow's
+SQL schema written directly, legacy studies of 1 parent + 98 trials + 1 refit shaped like the
+pipeline's, configs logged as artifacts), then times `hpohash verify --format json` and a bare scan
+(1000 runs a page, every run of the experiment) on the same store, verify first:
+  --store sqlite             the SQLite file in-process (add --server: through a local `mlflow server`);
+  --store postgresql         a throwaway PostgreSQL cluster behind `mlflow server`, configs seeded and
+                             read through the server's artifact proxy (--artifacts-destination).
+Prints per size: both times, the ratio, verify's peak RSS, and the growth of peak RSS per 1,000 runs
+between sizes. Targets: ratio <= 1.1, peak RSS <= 500 MiB at 100,000 runs, growth <= 2 MiB / 1,000 runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import COUNT_SCRIPT, ROOT, SCAN_SCRIPT, seed, timed
+from _common import COUNT_SCRIPT, ROOT, SCAN_SCRIPT, timed
+from seed_bulk import timed_seed
 
 sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=2000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--server", action="store_true", help="go through a local `mlflow server` (HTTP)")
+    ap.add_argument("--runs", type=int, nargs="+", default=[2000])
+    ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--server", action="store_true", help="sqlite: go through a local `mlflow server` (HTTP)")
+    ap.add_argument("--non-hpo", type=float, default=0.0, help="share of seeded runs that are not HPO runs")
+    ap.add_argument("--repeat", type=int, default=1, help="timings per size (median); sizes > 10k: keep 1")
+    ap.add_argument("--count-calls", action="store_true", help="also count verify's MLflow calls (one more run)")
     args = ap.parse_args()
+
+    from mlflow import MlflowClient
+
+    from tests.server import MlflowServer
 
     with tempfile.TemporaryDirectory(prefix="hpohash-bench-") as tmp:
         work = Path(tmp)
-        db_uri = f"sqlite:///{work / 'mlflow.db'}"
-        t0 = time.perf_counter()
-        info = seed(db_uri, "bench", args.runs, artifact_root=(work / "artifacts").as_uri())
-        print(f"seeded {info['runs']} runs in {info['studies']} studies in {time.perf_counter() - t0:.1f}s")
-        server = None
-        uri = db_uri
-        if args.server:
-            from tests.server import MlflowServer
-
-            server = MlflowServer(work)
-            server.db = work / "mlflow.db"
-            server.start()
-            uri = server.uri
+        os.chdir(work)  # the SQLite store's default artifact root (./mlruns) lands here
+        cluster = server = None
         try:
-            scan_cmd = [sys.executable, "-c", SCAN_SCRIPT, uri, "bench"]
-            verify_args = ["verify", "--tracking-uri", uri, "-e", "bench", "--format", "json"]
-            verify_cmd = [sys.executable, "-m", "hpohash", *verify_args, "--quiet"]
-            timed(scan_cmd)  # warm the OS file cache once for both
-            scans, verifies = [], []
-            for _ in range(args.repeat):  # interleaved, so load on the machine hits both alike
-                scans.append(timed(scan_cmd))
-                verifies.append(timed(verify_cmd, cwd=work))
-            scan_s = statistics.median(t for t, _, _ in scans)
-            verify_s = statistics.median(t for t, _, _ in verifies)
-            scanned, out = scans[-1][2], verifies[-1][2]
-            rss = max(r for _, r, _ in verifies)
-            summary = json.loads(out)["summary"]
-            counted = timed([sys.executable, "-c", COUNT_SCRIPT, *verify_args], cwd=work)[2]
-            calls = json.loads(counted.strip().splitlines()[-1])
+            if args.store == "postgresql":
+                from tests.postgres import PostgresCluster, unavailable
+
+                why = unavailable()
+                if why:
+                    sys.exit(f"--store postgresql: {why}")
+                cluster = PostgresCluster()
+                cluster.start()
+                db_uri = cluster.uri
+                server = MlflowServer(work, db_uri)
+            else:
+                db_uri = f"sqlite:///{work / 'mlflow.db'}"
+                if args.server:
+                    server = MlflowServer(work)
+                    server.db = work / "mlflow.db"
+            if server is not None:
+                server.start()
+            uri = server.uri if server is not None else db_uri
+            client = MlflowClient(tracking_uri=uri)
+            where = {
+                ("sqlite", False): "SQLite in-process",
+                ("sqlite", True): "mlflow server (HTTP) on SQLite, artifact proxy",
+                ("postgresql", True): "mlflow server (HTTP) on PostgreSQL, artifact proxy",
+            }[(args.store, server is not None)]
+            print(f"store: {where}; non-HPO share {args.non_hpo}; load average {os.getloadavg()[0]:.2f}", flush=True)
+            rows = []
+            for n in args.runs:
+                exp = f"bench-{n}"
+                seeded = timed_seed(db_uri, client, exp, n, non_hpo=args.non_hpo)
+                scan_cmd = [sys.executable, "-c", SCAN_SCRIPT, uri, exp]
+                verify_args = ["verify", "--tracking-uri", uri, "-e", exp, "--format", "json"]
+                verify_cmd = [sys.executable, "-m", "hpohash", *verify_args, "--quiet"]
+                verifies, scans = [], []
+                for _ in range(args.repeat):
+                    verifies.append(timed(verify_cmd, cwd=work))
+                    scans.append(timed(scan_cmd, cwd=work))
+                verify_s = statistics.median(t for t, _, _ in verifies)
+                scan_s = statistics.median(t for t, _, _ in scans)
+                rss = max(r for _, r, _ in verifies)
+                doc = json.loads(verifies[-1][2])
+                summary, n_findings = doc["summary"], len(doc["findings"])
+                del doc
+                print(
+                    f"{n:>7} runs: scan {scan_s:7.1f}s ({scans[-1][2].strip()} runs) · verify {verify_s:7.1f}s · "
+                    f"ratio {verify_s / scan_s:.2f} · verify peak RSS {rss} MiB · "
+                    f"{summary['studies']} studies, {n_findings} findings · load {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
+                if args.count_calls:
+                    counted = timed([sys.executable, "-c", COUNT_SCRIPT, *verify_args], cwd=work)[2]
+                    print(f"         MLflow calls by verify: {counted.strip().splitlines()[-1]}", flush=True)
+                rows.append((n, scan_s, verify_s, rss, seeded.hpo_runs))
         finally:
-            if server:
+            if server is not None:
                 server.stop()
-    where = "mlflow server (HTTP)" if args.server else "SQLite in-process"
-    print(f"store: {where}; runs scanned: {scanned.strip()}; verify summary: {summary}")
-    print(f"bare search_runs scan: {scan_s:.2f}s (median of {args.repeat})")
-    print(f"hpohash verify:        {verify_s:.2f}s (median of {args.repeat})")
-    print(f"ratio verify/scan:     {verify_s / scan_s:.2f}  (target <= 1.2)")
-    print(f"verify peak RSS:       {rss} MiB (target <= 400 MiB)")
-    print(f"MLflow calls by verify: {calls}  (get_run per run: {calls.get('get_run', 0)} for {info['runs']} runs)")
+            if cluster is not None:
+                cluster.stop()
+            os.chdir(ROOT)
+    print(f"\n{where}: targets ratio <= 1.1, peak RSS <= 500 MiB at 100,000 runs, growth <= 2 MiB per 1,000 runs")
+    for (n0, _, _, r0, _), (n1, _, _, r1, _) in zip(rows, rows[1:], strict=False):
+        print(f"peak RSS growth {n0} -> {n1} runs: {(r1 - r0) / ((n1 - n0) / 1000):.2f} MiB per 1,000 runs")
+    for n, scan_s, verify_s, rss, _ in rows:
+        print(f"| {n:,} | {where} | {scan_s:.1f} s | {verify_s:.1f} s | {verify_s / scan_s:.2f} | {rss} MiB |")
 
 
 if __name__ == "__main__":
+    t0 = time.perf_counter()
     main()
+    print(f"(benchmark wall time {time.perf_counter() - t0:.0f}s)")

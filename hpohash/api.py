@@ -18,7 +18,16 @@ from typing import Any
 
 from hpohash.errors import HpohashError, UsageError
 from hpohash.perf import gc_paused
-from hpohash.reports import BackfillPlan, BackfillReport, DiffReport, StudyGroup, UndoReport
+from hpohash.reports import (
+    BackfillPlan,
+    BackfillReport,
+    DiffReport,
+    StudyGroup,
+    UndoReport,
+    VerifyReport,
+    experiments_with_runs,
+)
+from hpohash.text import parse_since
 
 ProgressFn = Callable[[str, int, int | None], None]
 #: asked before anything is written, with what would be written ("20 tags on 4 runs to …"); False aborts
@@ -50,6 +59,7 @@ def read_scope(
     tags_config: str | None = None,
     model: str | None = None,
     include_deleted: bool = False,
+    since_ms: int | None = None,
     progress: ProgressFn | None = None,
 ) -> tuple[Any, Any]:
     """Open the store and read the scope (studies, orphans) the same way for every command."""
@@ -70,8 +80,78 @@ def read_scope(
         config_rev=config_rev,
         model_override=model,
         progress=progress,
+        since_ms=since_ms,
     )
     return tracking, scope
+
+
+def verify_scope(scope: Any, *, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> VerifyReport:
+    """The findings of an already-read scope (one study's plan alive at a time), selected."""
+    from hpohash.audit import audit_per_study
+    from hpohash.selection import Selection
+
+    selection = Selection.parse(select, ignore)
+    with gc_paused():
+        findings = selection.filter(audit_per_study(scope))
+        return VerifyReport.from_scope(scope, findings)
+
+
+def verify(
+    *,
+    tracking_uri: str | None = None,
+    experiments: Sequence[str] = (),
+    experiment_ids: Sequence[str] = (),
+    parent_run_id: str | None = None,
+    config_dirs: Sequence[str] = (),
+    config_history: bool = True,
+    config_rev: str | None = None,
+    tags_config: str | None = None,
+    model: str | None = None,
+    include_deleted: bool = False,
+    since: str | None = None,
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    progress: ProgressFn | None = None,
+) -> VerifyReport:
+    """Every parent, trial and refit whose hash or link tags are wrong, and why (SPEC §5 ``verify``).
+
+    ``since`` (``"1d"``, ``"12h"``, ``"2026-11-20"``) audits only the studies with a run started since
+    then, each read whole. ``select``/``ignore`` take finding codes by prefix, as ``--select``.
+    """
+    from hpohash.selection import Selection
+
+    Selection.parse(select, ignore)  # a bad code is a usage error before any connection
+    since_ms = None
+    if since is not None:
+        if parent_run_id:
+            raise UsageError("--since excludes --parent-run-id")
+        since_ms = parse_since(since)
+    _, scope = read_scope(
+        tracking_uri=tracking_uri,
+        experiments=experiments,
+        experiment_ids=experiment_ids,
+        parent_run_id=parent_run_id,
+        config_dirs=config_dirs,
+        config_history=config_history,
+        config_rev=config_rev,
+        tags_config=tags_config,
+        model=model,
+        include_deleted=include_deleted,
+        since_ms=since_ms,
+        progress=progress,
+    )
+    return verify_scope(scope, select=select, ignore=ignore)
+
+
+def all_experiment_ids(tracking_uri: str | None = None) -> tuple[str, ...]:
+    """Every active experiment of the store (``--check-all`` with no experiment named)."""
+    from hpohash.tracking import Tracking
+
+    tracking = Tracking(tracking_uri)
+    ids = tuple(tracking.all_experiment_ids())
+    if not ids:
+        raise UsageError(f"--check-all: no experiments at {tracking.display_uri}")
+    return ids
 
 
 def _study_groups(scope: Any) -> tuple[StudyGroup, ...]:
@@ -98,6 +178,7 @@ def plan_from_scope(tracking: Any, scope: Any, *, trial_key_schema: str = "auto"
         conflicts=plan.conflicts,
         findings=tuple(findings),
         studies=_study_groups(scope),
+        experiments_with_runs=experiments_with_runs(scope),
         tracking=tracking,
     )
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from hpohash import __version__
-from hpohash.errors import BackendError, JournalWriteError, UsageError
+from hpohash.errors import BackendError, HpohashError, JournalWriteError, UsageError
 from hpohash.plan import PlannedChange
-from hpohash.tracking import Tracking, _classify
+from hpohash.tracking import Tracking, classify_error
 
 #: consecutive backend failures after which the remaining runs are not attempted
 MAX_CONSECUTIVE_BACKEND_FAILURES = 5
@@ -221,7 +221,7 @@ def write_runs(
                             tracking.delete_tag(run_id, w.key)
                     failure = None
                 except Exception as exc:  # noqa: BLE001 - reported per run, the rest continue
-                    err = _classify(exc, f"run {run_id}")
+                    err = exc if isinstance(exc, HpohashError) else classify_error(exc, f"run {run_id}")
                     failure = RunFailure(run_id, str(err), isinstance(err, BackendError))
                 with LEDGER.lock:
                     LEDGER.in_flight.discard(run_id)

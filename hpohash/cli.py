@@ -27,7 +27,7 @@ from hpohash.errors import (
     HpohashError,
     UsageError,
 )
-from hpohash.perf import gc_paused
+from hpohash.text import parse_since
 
 FORMATS = ("table", "json", "markdown")
 #: verify also speaks the formats CI systems read natively
@@ -373,33 +373,36 @@ def with_env_experiment(store: StoreArgs, *, check_all: bool = False) -> tuple[S
 
 
 def _load_scope(
-    store: StoreArgs, *, include_deleted: bool = False, show_progress: bool = False, check_all: bool = False
+    store: StoreArgs,
+    *,
+    include_deleted: bool = False,
+    show_progress: bool = False,
+    check_all: bool = False,
+    since_ms: int | None = None,
 ) -> Any:
-    """Open the store and read the scope the same way for every command."""
-    registry = _registry(store.tags_config)  # a bad tags file fails before any connection is made
-    store, env = with_env_experiment(store, check_all=check_all)
+    """Read the scope for a command: MLflow's experiment variables and --check-all say what to read."""
+    from hpohash import api
     from hpohash.render.progress import progress_reporter
-    from hpohash.study import load_scope
-    from hpohash.tracking import Tracking
 
-    tracking = Tracking(store.tracking_uri)
+    _registry(store.tags_config)  # a bad tags file fails before any connection is made
+    store, env = with_env_experiment(store, check_all=check_all)
     if check_all and not (store.experiment_names or store.experiment_ids or store.parent_run_id):
-        store = replace(store, experiment_ids=tuple(tracking.all_experiment_ids()))
-        if not store.experiment_ids:
-            raise UsageError(f"--check-all: no experiments at {tracking.display_uri}")
+        ids = api.all_experiment_ids(store.tracking_uri)
+        store = replace(store, experiment_ids=ids)
     try:
         with progress_reporter(show_progress) as progress:
-            scope = load_scope(
-                tracking,
-                registry,
-                experiment_names=store.experiment_names,
+            tracking, scope = api.read_scope(
+                tracking_uri=store.tracking_uri,
+                experiments=store.experiment_names,
                 experiment_ids=store.experiment_ids,
                 parent_run_id=store.parent_run_id,
-                include_deleted=include_deleted,
                 config_dirs=store.config_dirs,
                 config_history=store.config_history,
                 config_rev=store.config_rev,
-                model_override=store.model,
+                tags_config=store.tags_config,
+                model=store.model,
+                include_deleted=include_deleted,
+                since_ms=since_ms,
                 progress=progress,
             )
     except UsageError as exc:
@@ -417,7 +420,7 @@ def _interactive(fmt: str, quiet: bool) -> bool:
 # ------------------------------------------------------------------------------------------ verify
 
 
-def _scope_argv(store: StoreArgs, scope: Any) -> list[str]:
+def _scope_argv(store: StoreArgs, read: Any) -> list[str]:
     """The options that name this scope again, for the commands a next step suggests (no credentials)."""
     from hpohash.tracking import redact_uri
 
@@ -428,9 +431,8 @@ def _scope_argv(store: StoreArgs, scope: Any) -> list[str]:
         argv += [a for n in store.experiment_names for a in ("-e", n)]
         argv += [a for i in store.experiment_ids for a in ("--experiment-id", i)]
     elif not store.parent_run_id:  # from MLFLOW_EXPERIMENT_NAME/ID or --check-all: the ones holding HPO runs
-        used = {r.experiment_id for s in scope.studies for r in s.members()}
-        used |= {o.run.experiment_id for o in scope.orphans}
-        argv += [a for e in scope.experiments if e.experiment_id in used or not used for a in ("-e", e.name)]
+        names = read.experiments_with_runs or read.experiments
+        argv += [a for name in names for a in ("-e", name)]
     if store.parent_run_id:
         argv += ["--parent-run-id", store.parent_run_id]
     if store.tags_config:
@@ -447,20 +449,6 @@ def _scope_argv(store: StoreArgs, scope: Any) -> list[str]:
 
 def _command(*argv: str) -> str:
     return " ".join(["hpohash", *(shlex.quote(a) for a in argv)])
-
-
-def _checked_runs(scope: Any) -> tuple[Any, ...]:
-    from hpohash.render import CheckedRun
-    from hpohash.study import PARENT, REFIT, TRIAL
-
-    runs = []
-    for study in scope.studies:
-        pid = study.parent.run_id
-        runs.append(CheckedRun(pid, PARENT, pid))
-        runs += [CheckedRun(r.run_id, TRIAL, pid) for r in study.trials]
-        runs += [CheckedRun(r.run_id, REFIT, pid) for r in study.refits]
-    runs += [CheckedRun(o.run.run_id, o.role, o.parent_ref) for o in scope.orphans]
-    return tuple(runs)
 
 
 def _write_output(path: str, render: Callable[[], None]) -> None:
@@ -489,6 +477,11 @@ def _check_output_path(path: str | None) -> None:
 @click.option("--include-deleted", is_flag=True, help="Also check deleted runs.")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
+    "--since",
+    metavar="DURATION|DATE",
+    help="Only the studies with a run started since then (1d, 12h, 2026-11-20), each read whole.",
+)
+@click.option(
     "--select",
     "select",
     multiple=True,
@@ -515,6 +508,7 @@ def verify_cmd(
     check_all: bool,
     include_deleted: bool,
     strict: bool,
+    since: str | None,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     statistics: bool,
@@ -538,28 +532,33 @@ def verify_cmd(
       hpohash verify -e sweeps --format github             # annotations in a GitHub workflow
       hpohash verify -e sweeps --format junit -o hpohash.xml   # Azure DevOps, GitLab, Jenkins
       hpohash verify -e sweeps --ignore HH160
+      hpohash verify -e sweeps --since 1d                  # per pipeline run; a full verify nightly
     """
-    from hpohash.audit import audit, verify_report
-    from hpohash.plan import build_plan
+    from hpohash import api
     from hpohash.render import VerifyContext
     from hpohash.selection import Selection
 
     if check_all and store.parent_run_id:
         raise UsageError("--check-all and --parent-run-id exclude each other")
-    selection = Selection.parse(select, ignore)
+    Selection.parse(select, ignore)  # a bad code is a usage error before any connection
+    if since is not None and (check_all or store.parent_run_id):
+        raise UsageError("--since excludes --check-all and --parent-run-id")
+    since_ms = parse_since(since) if since is not None else None
     _check_output_path(output)
     _, scope = _load_scope(
-        store, include_deleted=include_deleted, show_progress=_interactive(fmt, quiet), check_all=check_all
+        store,
+        include_deleted=include_deleted,
+        show_progress=_interactive(fmt, quiet),
+        check_all=check_all,
+        since_ms=since_ms,
     )
-    with gc_paused():
-        findings = selection.filter(audit(scope, build_plan(scope)))
-        report = verify_report(scope, findings)
-    argv = _scope_argv(store, scope)
+    report = api.verify_scope(scope, select=select, ignore=ignore)
+    argv = _scope_argv(store, report)
     store_argv = argv[:2] if store.tracking_uri else []
     if store.tags_config:
         store_argv += ["--tags-config", store.tags_config]
     ctx = VerifyContext(
-        runs=_checked_runs(scope),
+        runs=report.checked,
         backfill_command=_command("backfill", *argv, "--dry-run"),
         diff_command=_command("diff", *store_argv),
         statistics=statistics,
@@ -572,10 +571,7 @@ def verify_cmd(
         _renderer("table").render_verify_summary(report, ctx)
     else:
         renderer.render_verify(report, quiet=quiet, ctx=ctx)
-    summary = report["summary"]
-    if summary["errors"] or (strict and summary["warnings"]):
-        return 1
-    return 0
+    return 1 if not report.ok or (strict and report.summary.warnings) else 0
 
 
 # ------------------------------------------------------------------------------------------ backfill
@@ -645,7 +641,7 @@ def backfill_cmd(
     tracking, scope = _load_scope(store, show_progress=_interactive(fmt, quiet))
     plan = api.plan_from_scope(tracking, scope, trial_key_schema=trial_key_schema, force=force)
     renderer = _renderer(fmt)
-    argv = _scope_argv(store, scope)
+    argv = _scope_argv(store, plan)
     if trial_key_schema != "auto":
         argv += ["--trial-key-schema", trial_key_schema]
     if force:
@@ -915,6 +911,9 @@ def _interrupted() -> int:
 
 
 def _run(args: list[str]) -> int:
+    from hpohash.tracking import configure_process
+
+    configure_process()
     verbose = "--verbose" in args or "-v" in args
     ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
     if ledger is not None:  # one command per call, even when called in-process many times

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from hpohash import hashing as h
+from hpohash.errors import UsageError
 from hpohash.tags import TagRegistry
 from hpohash.tracking import Tracking
 
@@ -89,11 +90,23 @@ STUDIES = (
 )
 
 
+def _demo_experiment(tracking: Tracking) -> str:
+    """Create the demo experiment, or empty it when it carries the demo marker; refuse any other one."""
+    found = tracking.experiment_tags(EXPERIMENT)
+    if found is None:
+        return tracking.create_experiment(EXPERIMENT, {MARKER: "true"})
+    exp_id, tags, deleted = found
+    if tags.get(MARKER) != "true":
+        raise UsageError(f"experiment '{EXPERIMENT}' exists and is not a demo experiment: refusing to write into it")
+    tracking.restore_and_empty(exp_id, restore=deleted)
+    return exp_id
+
+
 def write_demo(tracking: Tracking, reg: TagRegistry | None = None) -> dict[str, Any]:
     """Write the demo experiment; returns its id and the run ids it created."""
     reg = reg or TagRegistry()
     k = reg.key
-    exp_id = tracking.demo_experiment(EXPERIMENT, MARKER)
+    exp_id = _demo_experiment(tracking)
     created: dict[str, Any] = {"experiment_id": exp_id, "studies": []}
     for n, spec in enumerate(STUDIES, 1):
         c = spec.configs

@@ -23,7 +23,7 @@ from hpohash.tags import TagRegistry
 from hpohash.tracking import RunRecord
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedChange:
     """One tag to write: ``old`` is ``None`` when the tag does not exist yet."""
 

@@ -26,3 +26,27 @@ def short_hash(value: str | None) -> str:
     if value is None:
         return "∅"
     return value[:8] + "…" if _HEX64.fullmatch(value) else value
+
+
+def parse_since(text: str, *, now: float | None = None) -> int:
+    """``--since`` as epoch milliseconds: a duration back from now (``90m``, ``12h``, ``1d``, ``2w``)
+    or an ISO date/time (``2026-11-20``, ``2026-11-20T06:00``; UTC unless it names a zone)."""
+    import time
+    from datetime import UTC, datetime
+
+    from hpohash.errors import UsageError
+
+    value = text.strip()
+    m = re.fullmatch(r"(\d+)\s*([smhdw])", value.lower())
+    if m:
+        seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+        return int(((time.time() if now is None else now) - seconds) * 1000)
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"--since {text!r}: expected a duration like 1d, 12h, 30m, 2w or a date like 2026-11-20[T06:00]"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,24 +38,129 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-@dataclass(frozen=True)
+class Compact(Mapping[str, Any]):
+    """A read-only mapping whose key index is shared by every run with the same keys.
+
+    Runs of one pipeline carry the same tag/param/metric names, so a scan of 100,000 runs holds a
+    few dozen key indexes and one tuple of values per run instead of 100,000 dicts (SPEC §6 memory).
+    """
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: Mapping[str, int], values: Sequence[Any]) -> None:
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[self._index[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     """A read-only snapshot of one run: what the study model and audit need, nothing more."""
 
     run_id: str
     experiment_id: str
     name: str
-    artifact_uri: str
+    #: the artifact URI, or (``_artifact_derived``) the root it is ``<root>/<run_id>/artifacts`` under,
+    #: one string shared by every run of the experiment
+    _artifact: str
     lifecycle_stage: str
     status: str
     start_time: int
     tags: Mapping[str, str]
     params: Mapping[str, str]
     metrics: Mapping[str, float]
+    _artifact_derived: bool = False
+
+    @property
+    def artifact_uri(self) -> str:
+        return f"{self._artifact}/{self.run_id}/artifacts" if self._artifact_derived else self._artifact
 
     @property
     def deleted(self) -> bool:
         return self.lifecycle_stage == "deleted"
+
+    @property
+    def run_name(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Keep:
+    """Which tags, params and metrics a scan keeps of each run (``None``: all of them)."""
+
+    tags: frozenset[str] | None = None
+    tag_prefixes: tuple[str, ...] = ()
+    params: frozenset[str] | None = None
+    metrics: frozenset[str] | None = None
+
+    def keeps_tag(self, key: str) -> bool:
+        return self.tags is None or key in self.tags or key.startswith(self.tag_prefixes)
+
+
+KEEP_ALL = Keep()
+
+
+class Reducer:
+    """Turns MLflow's full ``Run`` objects into slim ``RunRecord`` s while a scan pages.
+
+    Equal strings (tag keys, stage values, a study's hash on each of its 98 trials, repeated
+    hyperparameter values) are stored once, and key indexes are shared between runs with the same
+    keys, so what stays alive per run is a few tuples of values.
+    """
+
+    def __init__(self, keep: Keep = KEEP_ALL) -> None:
+        self.keep = keep
+        self._strings: dict[str, str] = {}
+        self._indexes: dict[tuple[str, ...], Mapping[str, int]] = {}
+
+    def _s(self, value: str) -> str:
+        return self._strings.setdefault(value, value)
+
+    def _compact(self, pairs: Iterable[tuple[str, Any]], *, strings: bool) -> Compact:
+        items = sorted(pairs)
+        keys = tuple(k for k, _ in items)
+        index = self._indexes.get(keys)
+        if index is None:
+            index = self._indexes[keys] = MappingProxyType({self._s(k): i for i, k in enumerate(keys)})
+        if strings:
+            return Compact(index, tuple(self._s(v) for _, v in items))
+        return Compact(index, array("d", (v for _, v in items)))
+
+    def record(self, run: Any) -> RunRecord:
+        info, data = run.info, run.data
+        keep = self.keep
+        tags = ((k, v) for k, v in data.tags.items() if keep.keeps_tag(k))
+        params = ((k, v) for k, v in data.params.items() if keep.params is None or k in keep.params)
+        metrics = ((k, v) for k, v in data.metrics.items() if keep.metrics is None or k in keep.metrics)
+        uri, suffix = info.artifact_uri or "", f"/{info.run_id}/artifacts"
+        derived = uri.endswith(suffix)
+        return RunRecord(
+            run_id=info.run_id,
+            experiment_id=self._s(str(info.experiment_id)),
+            name=info.run_name or "",
+            _artifact=self._s(uri[: -len(suffix)]) if derived else uri,
+            _artifact_derived=derived,
+            lifecycle_stage=self._s(info.lifecycle_stage),
+            status=self._s(info.status),
+            start_time=int(info.start_time or 0),
+            tags=self._compact(tags, strings=True),
+            params=self._compact(params, strings=True),
+            metrics=self._compact(((k, float(v)) for k, v in metrics), strings=False),
+        )
 
 
 @dataclass(frozen=True)
@@ -82,23 +188,11 @@ def is_http(uri: str) -> bool:
 
 
 def _record(run: Any) -> RunRecord:
-    info, data = run.info, run.data
-    return RunRecord(
-        run_id=info.run_id,
-        experiment_id=str(info.experiment_id),
-        name=info.run_name or "",
-        artifact_uri=info.artifact_uri or "",
-        lifecycle_stage=info.lifecycle_stage,
-        status=info.status,
-        start_time=int(info.start_time or 0),
-        # MLflow built these dicts for this Run alone: wrap them read-only instead of copying them
-        tags=MappingProxyType(data.tags),
-        params=MappingProxyType(data.params),
-        metrics=MappingProxyType(data.metrics),
-    )
+    """One run with all of its tags, params and metrics (named runs, never a whole scan)."""
+    return Reducer().record(run)
 
 
-def _classify(exc: Exception, what: str) -> Exception:
+def classify_error(exc: Exception, what: str) -> Exception:
     """Turn an MLflow/requests exception into UsageError (not found) or BackendError (anything else)."""
     code = getattr(exc, "error_code", None)
     message = redact(one_line(getattr(exc, "message", None) or exc))
@@ -109,17 +203,33 @@ def _classify(exc: Exception, what: str) -> Exception:
     return BackendError(f"{what}: tracking backend failed: {message}")
 
 
+def configure_process() -> None:
+    """What the ``hpohash`` command sets for its own process (never done for a library caller):
+    short HTTP retries unless the user set MLflow's own variables, and MLflow's INFO lines off."""
+    for key, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    for name in ("mlflow", "alembic"):  # their INFO lines (DB migrations) are not our output
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def tag_filter(key: str, op: str, value: str | None = None) -> str:
+    """One clause of MLflow's filter language on a tag (``=``, ``ILIKE``, ``IS NULL``)."""
+    if value is None:
+        return f"tags.`{key}` {op}"
+    return f"tags.`{key}` {op} '{value.replace(chr(39), '')}'"
+
+
+def started_filter(op: str, ms: int) -> str:
+    """A clause on a run's start time (epoch milliseconds)."""
+    return f"attributes.start_time {op} {int(ms)}"
+
+
 class Tracking:
     """A connection to one tracking store."""
 
     def __init__(self, tracking_uri: str | None = None, *, create: bool = False) -> None:
-        for key, value in HTTP_RETRY_DEFAULTS.items():
-            os.environ.setdefault(key, value)
         import mlflow
         from mlflow import MlflowClient
-
-        for name in ("mlflow", "alembic"):  # their INFO lines (DB migrations) are not our output
-            logging.getLogger(name).setLevel(logging.WARNING)
 
         uri = tracking_uri or mlflow.get_tracking_uri()
         if not isinstance(uri, str):
@@ -155,7 +265,7 @@ class Tracking:
             try:
                 exp = self.client.get_experiment_by_name(name)
             except Exception as exc:  # noqa: BLE001
-                raise _classify(exc, f"experiment '{name}'") from exc
+                raise classify_error(exc, f"experiment '{name}'") from exc
             if exp is None:
                 raise UsageError(f"experiment '{name}' not found at {self.display_uri}")
             out.append(Experiment(exp.experiment_id, exp.name))
@@ -163,7 +273,7 @@ class Tracking:
             try:
                 exp = self.client.get_experiment(eid)
             except Exception as exc:  # noqa: BLE001
-                err = _classify(exc, f"experiment id '{eid}'")
+                err = classify_error(exc, f"experiment id '{eid}'")
                 if isinstance(err, UsageError):
                     raise UsageError(f"experiment id '{eid}' not found at {self.display_uri}") from exc
                 raise err from exc
@@ -188,7 +298,7 @@ class Tracking:
                 if not token:
                     return ids
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, "listing experiments") from exc
+            raise classify_error(exc, "listing experiments") from exc
 
     def scan(
         self,
@@ -197,10 +307,16 @@ class Tracking:
         filter_string: str = "",
         include_deleted: bool = True,
         on_page: Callable[[int], None] | None = None,
+        reducer: Reducer | None = None,
     ) -> Iterator[RunRecord]:
-        """Every run of the experiments, one paged ``search_runs`` (no cap on the number of runs)."""
+        """Every run of the experiments, one paged ``search_runs`` (no cap on the number of runs).
+
+        Each page is reduced to slim records and dropped before any of them is handed on, so at most
+        one page of MLflow's full ``Run`` objects is alive at a time.
+        """
         from mlflow.entities import ViewType
 
+        reducer = reducer or Reducer()
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
         token = None
         with gc_paused():
@@ -214,14 +330,15 @@ class Tracking:
                         page_token=token,
                     )
                 except Exception as exc:  # noqa: BLE001
-                    raise _classify(exc, f"searching runs of experiment(s) {', '.join(experiment_ids)}") from exc
-                for run in page:
-                    yield _record(run)
-                n, token = len(page), page.token
+                    raise classify_error(exc, f"searching runs of experiment(s) {', '.join(experiment_ids)}") from exc
+                records = [reducer.record(run) for run in page]
+                token = page.token
                 del page
                 collect_young()
                 if on_page is not None:
-                    on_page(n)
+                    on_page(len(records))
+                yield from records
+                del records
                 if not token:
                     return
 
@@ -230,23 +347,29 @@ class Tracking:
         try:
             return _record(self.client.get_run(run_id))
         except Exception as exc:  # noqa: BLE001
-            err = _classify(exc, f"run '{run_id}'")
+            err = classify_error(exc, f"run '{run_id}'")
             if isinstance(err, UsageError):
                 raise UsageError(f"run '{run_id}' not found at {self.display_uri}") from exc
             raise err from exc
 
-    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, RunRecord]:
+    def runs_by_id(
+        self,
+        run_ids: Sequence[str],
+        *,
+        experiment_ids: Sequence[str] | None = None,
+        reducer: Reducer | None = None,
+    ) -> dict[str, RunRecord]:
         """Named runs via filtered paged scans (100 ids a filter), not one ``get_run`` each."""
         ids = list(dict.fromkeys(run_ids))
         if not ids:
             return {}
-        experiments = self.all_experiment_ids()
+        experiments = list(experiment_ids) if experiment_ids is not None else self.all_experiment_ids()
         out: dict[str, RunRecord] = {}
         for start in range(0, len(ids), 100):
             chunk = ", ".join(f"'{i}'" for i in ids[start : start + 100] if "'" not in i)
             if not chunk:
                 continue
-            for run in self.scan(experiments, filter_string=f"attributes.run_id IN ({chunk})"):
+            for run in self.scan(experiments, filter_string=f"attributes.run_id IN ({chunk})", reducer=reducer):
                 out[run.run_id] = run
         return out
 
@@ -273,7 +396,7 @@ class Tracking:
             repo = self._artifact_repo(run)
             infos = repo.list_artifacts(ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
-            err = _classify(exc, f"listing artifacts of run {run_id}")
+            err = classify_error(exc, f"listing artifacts of run {run_id}")
             if isinstance(err, BackendError):
                 raise err from exc
             # the store refused this run's config/ (a symlink out of the artifact root, say): a finding
@@ -310,7 +433,7 @@ class Tracking:
                         continue
                     out[stem] = (info.path, data)
                 except Exception as exc:  # noqa: BLE001
-                    err = _classify(exc, f"downloading {where}")
+                    err = classify_error(exc, f"downloading {where}")
                     if isinstance(err, BackendError):
                         raise err from exc
                     out[stem] = cfg.ConfigError(where, f"cannot download: {one_line(exc)}")
@@ -338,30 +461,44 @@ class Tracking:
         """All of one run's new tag values in a single ``log_batch`` call."""
         from mlflow.entities import RunTag
 
-        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        try:
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        except Exception as exc:  # noqa: BLE001 - a write error is classified like a read error
+            raise classify_error(exc, f"run {run_id}") from exc
 
     def delete_tag(self, run_id: str, key: str) -> None:
-        self.client.delete_tag(run_id, key)
+        try:
+            self.client.delete_tag(run_id, key)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_error(exc, f"run {run_id}") from exc
 
     # ---------------------------------------------------------------- demo writer
 
-    def demo_experiment(self, name: str, marker: str) -> str:
-        """Create (or empty, if it carries ``marker``) the demo experiment; refuse any other one."""
+    def experiment_tags(self, name: str) -> tuple[str, dict[str, str], bool] | None:
+        """(id, tags, deleted) of the experiment of that name, or None when there is none."""
         try:
             exp = self.client.get_experiment_by_name(name)
-            if exp is None:
-                return self.client.create_experiment(name, tags={marker: "true"})
-            if exp.tags.get(marker) != "true":
-                raise UsageError(f"experiment '{name}' exists and is not a demo experiment: refusing to write into it")
-            if exp.lifecycle_stage == "deleted":
-                self.client.restore_experiment(exp.experiment_id)
-            for run in self.scan([exp.experiment_id], include_deleted=False):
-                self.client.delete_run(run.run_id)
-            return exp.experiment_id
-        except UsageError:
-            raise
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, f"preparing experiment '{name}'") from exc
+            raise classify_error(exc, f"experiment '{name}'") from exc
+        if exp is None:
+            return None
+        return exp.experiment_id, dict(exp.tags), exp.lifecycle_stage == "deleted"
+
+    def create_experiment(self, name: str, tags: Mapping[str, str]) -> str:
+        try:
+            return str(self.client.create_experiment(name, tags=dict(tags)))
+        except Exception as exc:  # noqa: BLE001
+            raise classify_error(exc, f"creating experiment '{name}'") from exc
+
+    def restore_and_empty(self, experiment_id: str, *, restore: bool) -> None:
+        """Restore a deleted experiment and delete its runs (the demo writer starts from nothing)."""
+        try:
+            if restore:
+                self.client.restore_experiment(experiment_id)
+            for run in self.scan([experiment_id], include_deleted=False):
+                self.client.delete_run(run.run_id)
+        except Exception as exc:  # noqa: BLE001
+            raise classify_error(exc, f"emptying experiment {experiment_id}") from exc
 
     def create_run(
         self,
@@ -393,4 +530,4 @@ class Tracking:
             self.client.set_terminated(rid)
             return rid
         except Exception as exc:  # noqa: BLE001
-            raise _classify(exc, f"creating run '{name}'") from exc
+            raise classify_error(exc, f"creating run '{name}'") from exc

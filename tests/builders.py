@@ -66,8 +66,9 @@ class Builder:
         params: dict[str, Any] | None = None,
         metrics: dict[str, float] | None = None,
         artifacts: dict[str, str] | None = None,
+        start_time: int | None = None,
     ) -> str:
-        rid = self.client.create_run(exp_id, run_name=name).info.run_id
+        rid = self.client.create_run(exp_id, run_name=name, start_time=start_time).info.run_id
         self.client.log_batch(
             rid,
             metrics=[Metric(k, v, 0, 0) for k, v in (metrics or {}).items()],
@@ -104,6 +105,7 @@ class Builder:
         trial_experiment: str | None = None,
         parent_tags: dict[str, str] | None = None,
         data_update: dict[str, Any] | None = None,
+        start_time: int | None = None,
     ) -> BuiltStudy:
         """A correct v2 study: parent, trials (with params and the objective metric), a linked refit."""
         c = load_case(case)
@@ -123,7 +125,7 @@ class Builder:
         }
         ptags = {"code.stage": "hpo", "code.backbone": model, "code.objective.direction": "maximize", **common}
         ptags.update(parent_tags or {})
-        parent = self.run(exp_id, f"sweep-{model}", ptags, artifacts=artifacts)
+        parent = self.run(exp_id, f"sweep-{model}", ptags, artifacts=artifacts, start_time=start_time)
         texp = trial_experiment or exp_id
         trials = []
         for i, (hp, score) in enumerate(zip(hps, scores, strict=True)):
@@ -138,7 +140,14 @@ class Builder:
             else:
                 ttags["code.lineage.hpo_sweep_run_id"] = parent
             trials.append(
-                self.run(texp, f"trial-{i}", ttags, params={**hp, "backbone": model}, metrics={"macro-f1": score})
+                self.run(
+                    texp,
+                    f"trial-{i}",
+                    ttags,
+                    params={**hp, "backbone": model},
+                    metrics={"macro-f1": score},
+                    start_time=None if start_time is None else start_time + 1 + i,
+                )
             )
         fold_ids = []
         for j in range(folds):
@@ -164,6 +173,7 @@ class Builder:
                 },
                 params={**hps[best], "backbone": model},
                 metrics={"macro-f1": scores[best]},
+                start_time=None if start_time is None else start_time + 1000,
             )
         return BuiltStudy(exp_id, parent, trials, refit_id, fold_ids, sh, hps)
 

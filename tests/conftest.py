@@ -66,7 +66,7 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
 _VERIFY_ONLY_FLAGS = {"--quiet", "-q", "--verbose", "-v", "--statistics"}
 _VERIFY_ONLY_VALUED = {"--format", "-o", "--output"}
 #: options that change which findings verify counts, or which experiments, on purpose
-_NO_INVARIANT = {"--strict", "--include-deleted", "--select", "--ignore", "--check-all"}
+_NO_INVARIANT = {"--strict", "--include-deleted", "--select", "--ignore", "--check-all", "--since"}
 
 
 def _check_verify_backfill_agree(args: list[str], r: Result, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,15 +150,45 @@ def builder(sqlite_uri: str):
     return Builder(sqlite_uri, artifact_root=root.as_uri())
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
-    """A real `mlflow server` on a free 127.0.0.1 port, started once for the whole test run."""
+def _serve(tmp_path_factory: pytest.TempPathFactory, backend: str):
     from tests.server import MlflowServer
 
-    server = MlflowServer(tmp_path_factory.mktemp("server"))
-    server.start()
-    yield server
-    server.stop()
+    cluster = None
+    if backend == "postgresql":
+        from tests.postgres import PostgresCluster, unavailable
+
+        why = unavailable()
+        if why:
+            pytest.skip(why)
+        cluster = PostgresCluster()
+        cluster.start()
+    server = MlflowServer(tmp_path_factory.mktemp(f"server-{backend}"), cluster.uri if cluster else None)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        if cluster is not None:
+            cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on a SQLite file and a free 127.0.0.1 port, started once for the run."""
+    yield from _serve(tmp_path_factory, "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real `mlflow server` on a throwaway PostgreSQL cluster (tests/postgres.py), started once for
+    the run; skipped, saying why, where PostgreSQL cannot be had."""
+    yield from _serve(tmp_path_factory, "postgresql")
+
+
+@pytest.fixture
+def mlflow_server(sqlite_mlflow_server):
+    """The server most HTTP tests use; tests/test_http_server.py runs on both backends instead."""
+    return sqlite_mlflow_server
 
 
 @pytest.fixture

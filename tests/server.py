@@ -1,4 +1,5 @@
-"""A real `mlflow server` subprocess on 127.0.0.1 for the HTTP tests (started once per session)."""
+"""A real `mlflow server` subprocess on 127.0.0.1 for the HTTP tests (started once per session), on a
+SQLite file or on any backend store URI (a throwaway PostgreSQL cluster: tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def free_port() -> int:
 class MlflowServer:
     """Start/stop a tracking server on a fixed port and store, so a test can stop it and bring it back."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, backend_uri: str | None = None) -> None:
         self.workdir = workdir
+        self.backend_uri = backend_uri  # None: the SQLite file ``db``
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.db = workdir / "server.db"
@@ -33,7 +35,7 @@ class MlflowServer:
     def start(self, timeout: float = 180.0) -> None:
         cmd = [
             sys.executable, "-m", "mlflow", "server",
-            "--backend-store-uri", f"sqlite:///{self.db}",
+            "--backend-store-uri", self.backend_uri or f"sqlite:///{self.db}",
             "--artifacts-destination", str(self.artifacts),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
         ]  # fmt: skip

@@ -18,6 +18,12 @@ pytestmark = pytest.mark.server
 C01 = EXPECTED["c01_realistic.yaml"]
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mlflow_server(request: pytest.FixtureRequest):
+    """Every test here runs against a server on SQLite and one on PostgreSQL (``http_builder`` too)."""
+    return request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else 'sqlite'}_mlflow_server")
+
+
 def tags_of(b: Builder, exp_id: str) -> dict[str, dict[str, str]]:
     runs = b.client.search_runs([exp_id], run_view_type=ViewType.ALL, max_results=1000)
     return {r.info.run_id: dict(r.data.tags) for r in runs}
@@ -161,3 +167,19 @@ def test_interrupted_backfill_resumes_and_undoes(
     r = run_cli(["undo", str(j1), str(j2), "--tracking-uri", mlflow_server.uri, "--yes", "--format", "json"])
     assert r.code == 0, r.err
     assert tags_of(http_builder, exp) == original_tags
+
+
+def test_verify_since_over_http(run_cli, http_builder: Builder) -> None:
+    """--since through the server: the start-time and `IS NULL` filters run in its database."""
+    import time
+
+    exp, name = http_builder.experiment()
+    now = int(time.time() * 1000)
+    old = http_builder.study(exp, model="old", start_time=now - 10 * 86_400_000)
+    new = http_builder.study(exp, model="new", start_time=now - 3_600_000)
+    http_builder.make_legacy(old)
+    r = run_cli(["verify", "--tracking-uri", http_builder.uri, "-e", name, "--since", "1d", "--format", "json"])
+    doc = json.loads(r.out)
+    assert r.code == 0, r.err
+    assert [st["parent_run_id"] for st in doc["studies"]] == [new.parent]
+    assert (doc["summary"]["studies"], doc["summary"]["studies_skipped"], doc["findings"]) == (1, 1, [])

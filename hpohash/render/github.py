@@ -8,10 +8,13 @@ speaks this format.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpohash.render import VerifyContext, write_stdout
 from hpohash.render.text import summary_lines
+
+if TYPE_CHECKING:
+    from hpohash.reports import VerifyReport
 
 
 def escape_data(text: str) -> str:
@@ -35,7 +38,8 @@ def annotation(f: dict[str, Any], *, strict: bool = False) -> str:
     return f"::{level} title={escape_property(f['code'])}::{escape_data(message)}"
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+def render_verify(verify: VerifyReport, *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+    report = verify.as_dict()
     ctx = ctx or VerifyContext()
     lines = [annotation(f, strict=ctx.strict) for f in report["findings"]]
     lines += summary_lines(report, ctx)

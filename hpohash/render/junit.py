@@ -8,9 +8,12 @@ the test case's ``system-out``. Only verify speaks this format.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpohash.render import CheckedRun, VerifyContext, write_stdout
+
+if TYPE_CHECKING:
+    from hpohash.reports import VerifyReport
 
 
 def _failing(f: dict[str, Any], strict: bool) -> bool:
@@ -76,7 +79,8 @@ def verify_xml(report: dict[str, Any], ctx: VerifyContext) -> ET.Element:
     return root
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+def render_verify(verify: VerifyReport, *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+    report = verify.as_dict()
     root = verify_xml(report, ctx or VerifyContext())
     ET.indent(root)
     write_stdout('<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpohash.render import VerifyContext, write_stdout
 from hpohash.render.text import summary_lines
 from hpohash.selection import CODES
 from hpohash.sources import describe_source
 from hpohash.text import shorten
+
+if TYPE_CHECKING:
+    from hpohash.reports import VerifyReport
 
 
 def _cell(value: Any) -> str:
@@ -56,7 +59,8 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
     emit("\n".join(parts))
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+def render_verify(verify: VerifyReport, *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+    report = verify.as_dict()
     emit(verify_markdown(report, ctx or VerifyContext()))
 
 
@@ -68,7 +72,8 @@ def verify_markdown(report: dict[str, Any], ctx: VerifyContext) -> str:
         f"## hpohash verify — {status}",
         "",
         f"Experiments: {', '.join(report['experiments'])} · studies {s['studies']} · trials {s['trials']} · "
-        f"refits {s['refits']} · errors {s['errors']} · warnings {s['warnings']}",
+        f"refits {s['refits']} · errors {s['errors']} · warnings {s['warnings']}"
+        + (f" · studies skipped (no run since --since) {s['studies_skipped']}" if "studies_skipped" in s else ""),
         "",
     ]
     if report["studies"]:

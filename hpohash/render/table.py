@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.text import Text
 
 from hpohash.render import BackfillContext, VerifyContext, silence_stdout, text
 from hpohash.text import shorten
+
+if TYPE_CHECKING:
+    from hpohash.reports import VerifyReport
 
 
 class _Console(Console):
@@ -85,8 +88,9 @@ def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
 _short = shorten
 
 
-def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
+def render_verify(verify: VerifyReport, *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
     """Findings grouped by study, then the summary and the next step last, as ruff and pytest end."""
+    report = verify.as_dict()
     ctx = ctx or VerifyContext()
     out = console()
     width = None if ctx.to_file else text.output_width()
@@ -100,9 +104,9 @@ def render_verify(report: dict[str, Any], *, quiet: bool = False, ctx: VerifyCon
     print_lines(out, ([""] if report["findings"] or not quiet else []) + tail + text.summary_lines(report, ctx, width))
 
 
-def render_verify_summary(report: dict[str, Any], ctx: VerifyContext) -> None:
+def render_verify_summary(verify: VerifyReport, ctx: VerifyContext) -> None:
     """What the terminal still gets when ``-o FILE`` took the report: the summary and the next step."""
-    print_lines(console(), text.summary_lines(report, ctx, text.output_width()))
+    print_lines(console(), text.summary_lines(verify.as_dict(), ctx, text.output_width()))
 
 
 def _findings_tables(out: Console, report: dict[str, Any], *, quiet: bool) -> None:

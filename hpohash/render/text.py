@@ -207,7 +207,8 @@ def head_lines(report: dict[str, Any], width: int | None) -> list[str]:
     parts = [
         "hpohash verify",
         f"{plural(s['studies'], 'study', 'studies')} ({plural(s['parents'], 'parent')}, "
-        f"{plural(s['trials'], 'trial')}, {plural(s['refits'], 'refit')})",
+        f"{plural(s['trials'], 'trial')}, {plural(s['refits'], 'refit')})"
+        + (f", {s['studies_skipped']} skipped (no run since --since)" if "studies_skipped" in s else ""),
         "experiments " + (", ".join(report["experiments"]) or "—"),
         report["tracking_uri"],
     ]

@@ -1,0 +1,50 @@
+"""The rule catalogue as data: one cases file per finding code (tests/cases/HHxxx.yaml), runs in and
+findings and planned changes out, built in memory (no MLflow) and run by this one test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hpohash.audit import audit
+from hpohash.plan import build_plan
+from hpohash.rules import RULES
+from tests.memory import expand, scope_for
+
+CASES = Path(__file__).parent / "cases"
+
+
+def _cases() -> list[tuple[str, dict]]:
+    out = []
+    for path in sorted(CASES.glob("HH*.yaml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for case in doc["cases"]:
+            out.append((f"{doc['code']}: {case['name']}", {**case, "code": doc["code"]}))
+    return out
+
+
+def test_every_code_has_a_cases_file_and_nothing_else() -> None:
+    files = {p.stem for p in CASES.glob("HH*.yaml")}
+    assert files == set(RULES)
+    for path in CASES.glob("HH*.yaml"):
+        assert yaml.safe_load(path.read_text(encoding="utf-8"))["code"] == path.stem
+
+
+@pytest.mark.parametrize(("name", "case"), _cases(), ids=[n for n, _ in _cases()])
+def test_rule_case(name: str, case: dict, tmp_path: Path) -> None:
+    scope, values = scope_for(case, tmp_path)
+    plan = build_plan(scope)
+    findings = audit(scope, plan)
+    codes = set(case.get("codes", [case["code"]]))
+    got = sorted((f.code, f.run_id, f.cause, f.fixable) for f in findings if f.code in codes)
+    want = sorted(tuple(x) for x in expand(case["findings"], values))
+    assert got == want, [f.message for f in findings if f.code in codes]
+    for f in findings:
+        assert f.severity == RULES[f.code].severity
+        # what the catalogue says backfill can fix, it can fix (and nothing else)
+        assert not f.fixable or RULES[f.code].fixable_by_backfill, f
+    if "changes" in case:
+        changes = sorted((c.run_id, c.key, c.new) for c in plan.changes)
+        assert changes == sorted(tuple(x) for x in expand(case["changes"], values))

@@ -1,0 +1,154 @@
+"""Reading large stores: slim run records, the server-side HPO filter, and ``verify --since`` on a
+store where old and new studies are mixed (start times set explicitly)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from hpohash.study import load_scope
+from hpohash.tags import TagRegistry
+from hpohash.text import parse_since
+from hpohash.tracking import Tracking
+from tests.builders import Builder
+from tests.conftest import assert_one_error_line
+
+DAY_MS = 86_400_000
+
+
+def test_scan_keeps_registered_tags_and_all_params_metrics(builder: Builder) -> None:
+    exp, _ = builder.experiment()
+    s = builder.study(exp, parent_tags={"mlflow.user": "someone", "azureml.sweep": "true", "code.refit_run_id": "r"})
+    builder.set(s.trials[0], code__legacy__study_key_hash="old", code__run_key_hash="x")
+    scope = load_scope(Tracking(builder.uri), TagRegistry(), experiment_ids=[exp])
+    parent = scope.index[s.parent]
+    assert parent.run_name == "sweep-distilbert" and not parent.deleted
+    assert sorted(parent.tags) == [
+        "code.backbone",
+        "code.fingerprint.data",
+        "code.fingerprint.eval",
+        "code.objective.direction",
+        "code.refit_run_id",
+        "code.stage",
+        "code.study.key_schema_version",
+        "code.study_key_hash",
+    ]
+    trial = scope.index[s.trials[0]]
+    assert "code.legacy.study_key_hash" in trial.tags and "code.run_key_hash" not in trial.tags
+    assert dict(trial.params) == {
+        "learning_rate": "2.33e-05",
+        "batch_size": "16",
+        "dropout": "0.1733",
+        "weight_decay": "0.0042",
+        "backbone": "distilbert",
+    }
+    assert dict(trial.metrics) == {"macro-f1": 0.80}
+    # trials with the same keys share one key index: per run only the values stay alive
+    assert scope.index[s.trials[1]].params._index is trial.params._index
+
+
+@pytest.mark.parametrize("where", ["always", "never"])
+def test_non_hpo_runs_are_not_kept_but_link_targets_are_read(
+    run_cli, builder: Builder, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Filtered on the server (``always``) or while reducing the pages (``never``): the same scope."""
+    monkeypatch.setenv("HPOHASH_SERVER_FILTER", where)
+    exp, name = builder.experiment()
+    s = builder.study(exp)
+    other = builder.run(exp, "train", {"code.stage": "train"})
+    odd = builder.run(exp, "cv", {"code.stage": "cv_fold", "mlflow.parentRunId": s.trials[0]})
+    builder.set(s.refit, code__refit__of_trial_run_id=other)
+    scope = load_scope(Tracking(builder.uri), TagRegistry(), experiment_ids=[exp])
+    assert other in scope.index  # fetched by id for the refit's link, not by the scan
+    assert scope.studies[0].folds == 1 and odd in scope.index  # a stage without the hpo prefix is read
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"])
+    doc = json.loads(r.out)
+    [hh122] = [f for f in doc["findings"] if f["code"] == "HH122"]
+    assert hh122["message"] == f"refit link names run {other}, which is not a trial of this study"
+    assert "studies_skipped" not in doc["summary"]
+
+
+def test_verify_since_reads_only_recent_studies_whole(run_cli, builder: Builder) -> None:
+    """Old study (skipped), new study, and an old study with one new trial (read whole)."""
+    exp, name = builder.experiment()
+    now = int(time.time() * 1000)
+    old = builder.study(exp, model="old", start_time=now - 10 * DAY_MS)
+    new = builder.study(exp, model="new", start_time=now - 3_600_000)
+    mixed = builder.study(exp, model="mixed", start_time=now - 10 * DAY_MS)
+    builder.make_legacy(old)
+    builder.make_legacy(mixed)
+    builder.run(
+        exp,
+        "trial-late",
+        {"code.stage": "hpo", "mlflow.parentRunId": mixed.parent, "code.hpo.trial_number": "9"},
+        start_time=now - 60_000,
+    )
+
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--since", "1d", "--format", "json"])
+    doc = json.loads(r.out)
+    assert r.code == 1, r.err
+    assert [st["parent_run_id"] for st in doc["studies"]] == [mixed.parent, new.parent]
+    assert [st["trials"] for st in doc["studies"]] == [4, 3]  # the mixed study's three old trials too
+    assert doc["summary"]["studies_skipped"] == 1 and doc["summary"]["studies"] == 2
+    assert {f["parent_run_id"] for f in doc["findings"]} == {mixed.parent}
+
+    full = json.loads(run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"]).out)
+    assert full["summary"]["studies"] == 3 and "studies_skipped" not in full["summary"]
+    assert {f["parent_run_id"] for f in full["findings"]} == {old.parent, mixed.parent}
+
+    # a date works the same way; markdown says how many studies were skipped
+    day = time.strftime("%Y-%m-%d", time.gmtime((now - 2 * DAY_MS) / 1000))
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--since", day, "--format", "markdown"])
+    assert "studies 2 ·" in r.out and "studies skipped (no run since --since) 1" in r.out
+    # nothing new: every study skipped, nothing to report
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--since", "30s", "--format", "json"])
+    doc = json.loads(r.out)
+    assert r.code == 0 and doc["summary"]["studies"] == 0 and doc["summary"]["studies_skipped"] == 3
+
+
+def test_since_parsing_and_errors(run_cli, builder: Builder) -> None:
+    assert parse_since("1d", now=1_000_000.0) == (1_000_000 - 86_400) * 1000
+    assert parse_since("90m", now=1_000_000.0) == (1_000_000 - 5_400) * 1000
+    assert parse_since("2026-11-20") == 1_795_132_800_000
+    assert parse_since("2026-11-20T06:00+02:00") == 1_795_132_800_000 + 4 * 3_600_000
+    exp, name = builder.experiment()
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--since", "yesterday"])
+    assert_one_error_line(r, 2, "--since 'yesterday': expected a duration like 1d")
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "--parent-run-id", "abc", "--since", "1d"])
+    assert_one_error_line(r, 2, "--since excludes --check-all and --parent-run-id")
+
+
+def test_json_findings_stream_in_chunks_as_one_line(run_cli, builder: Builder, monkeypatch) -> None:
+    """The streamed JSON is byte for byte what ``json.dumps`` of the whole report writes."""
+    from hpohash.render import json_
+
+    exp, name = builder.experiment()
+    builder.make_legacy(builder.study(exp))
+    builder.make_legacy(builder.study(exp, model="bert"))
+    args = ["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"]
+    whole = run_cli(args).out
+    monkeypatch.setattr(json_, "STREAM_CHUNK", 1)
+    r = run_cli(args)
+    doc = json.loads(r.out)
+    assert len(doc["findings"]) == 20 and r.out == whole
+    assert r.out == json.dumps(doc, ensure_ascii=False) + "\n"
+
+
+def test_audit_per_study_equals_the_whole_scope_audit(builder: Builder) -> None:
+    from hpohash.audit import audit, audit_per_study
+    from hpohash.plan import build_plan
+
+    exp, _ = builder.experiment()
+    a = builder.study(exp)
+    builder.make_legacy(a)
+    b = builder.study(exp, model="bert")
+    builder.make_legacy(b, link_refit=True)
+    builder.set(b.refit, code__refit__of_trial_run_id=a.trials[0])  # a link across studies
+    builder.study(exp, model="roberta")
+    builder.run(exp, "stray", {"code.stage": "hpo", "mlflow.parentRunId": "gone", "code.hpo.trial_number": "1"})
+    scope = load_scope(Tracking(builder.uri), TagRegistry(), experiment_ids=[exp])
+    whole = audit(scope, build_plan(scope))
+    assert len(whole) == 21 and any(f.code == "HH150" for f in whole)
+    assert audit_per_study(scope) == whole
