@@ -64,7 +64,7 @@ def read_scope(
 ) -> tuple[Any, Any]:
     """Open the store and read the scope (studies, orphans) the same way for every command."""
     registry = _registry(tags_config)  # a bad tags file fails before any connection is made
-    from hpohash.study import load_scope
+    from hpohash.loading import load_scope
     from hpohash.tracking import Tracking
 
     tracking = Tracking(tracking_uri)
@@ -228,7 +228,7 @@ def confirmation(yes: bool, ask: Callable[[str], bool], what: str = "--yes") -> 
 
 
 def _journal_path(journal: str | Path | None) -> Path:
-    from hpohash.apply import default_journal_path
+    from hpohash.writes import default_journal_path
 
     return Path(journal) if journal else default_journal_path()
 
@@ -245,7 +245,7 @@ def apply(
 
     ``confirm`` (when given) is asked before the journal is created; declining raises :class:`Aborted`.
     """
-    from hpohash.apply import Journal, changes_to_writes, journal_header, write_runs
+    from hpohash.writes import Journal, changes_to_writes, journal_header, write_runs
 
     writes = changes_to_writes(plan.changes)
     if not writes:
@@ -274,8 +274,8 @@ def undo(
     preview: Callable[[UndoReport], None] | None = None,
 ) -> UndoReport:
     """Restore every journaled tag still holding the value written, newest first; journal the undo."""
-    from hpohash.apply import Journal, check_journal_path, journal_header, plan_undo, read_journal, write_runs
     from hpohash.tracking import Tracking
+    from hpohash.writes import Journal, check_journal_path, journal_header, plan_undo, read_journal, write_runs
 
     if journal is not None:
         check_journal_path(journal)
@@ -322,8 +322,9 @@ def diff(
 ) -> DiffReport:
     """Why two runs (a run and its parent, or a run and configs on disk) do (not) share a hash."""
     from hpohash import sources as src
+    from hpohash.classify import PARENT
     from hpohash.diff import diff_report, parent_side_for, side_from_configs, side_from_run
-    from hpohash.study import PARENT, load_run_side, open_sources
+    from hpohash.loading import load_run_side, open_sources
     from hpohash.tracking import Tracking
 
     registry = _registry(tags_config)

@@ -580,7 +580,7 @@ def verify_cmd(
 def _check_journal_path(path: str | None) -> None:
     """Before anything is read: a journal is never overwritten, and its place must be creatable."""
     if path:
-        from hpohash.apply import check_journal_path
+        from hpohash.writes import check_journal_path
 
         check_journal_path(path)
 
@@ -905,7 +905,7 @@ def _is_backend_failure(exc: BaseException) -> bool:
 
 def _interrupted() -> int:
     """Ctrl-C: say what was written, where the journal is, and how to finish or go back."""
-    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    ledger = getattr(sys.modules.get("hpohash.writes"), "LEDGER", None)
     _say("hpohash: " + (ledger.interrupted_message() if ledger is not None else "interrupted: nothing written"))
     return EXIT_INTERRUPTED
 
@@ -915,7 +915,7 @@ def _run(args: list[str]) -> int:
 
     configure_process()
     verbose = "--verbose" in args or "-v" in args
-    ledger = getattr(sys.modules.get("hpohash.apply"), "LEDGER", None)
+    ledger = getattr(sys.modules.get("hpohash.writes"), "LEDGER", None)
     if ledger is not None:  # one command per call, even when called in-process many times
         ledger.reset()
     try:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from hpohash import hashing as h
+from hpohash.classify import REFIT, TRIAL
 from hpohash.configs import ConfigSet
+from hpohash.loading import RunSide
 from hpohash.plan import study_cause
-from hpohash.study import REFIT, TRIAL, RunSide
 from hpohash.tags import TagRegistry
 
 ABSENT = "<absent>"

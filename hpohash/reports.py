@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpohash.apply import ApplyResult, UndoPlan, backfill_report, undo_report
 from hpohash.audit import Finding, FindingDicts, verify_report
 from hpohash.plan import Conflict, PlannedChange
 from hpohash.render import CheckedRun
 from hpohash.rules import ERROR
+from hpohash.writes import ApplyResult, UndoPlan, backfill_report, undo_report
 
 
 def experiments_with_runs(scope: Any) -> tuple[str, ...]:

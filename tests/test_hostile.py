@@ -391,7 +391,7 @@ def test_long_chains_and_rings_of_links_classify_fast() -> None:
     """
     from types import MappingProxyType
 
-    from hpohash.study import classify
+    from hpohash.classify import classify
     from hpohash.tags import TagRegistry
     from hpohash.tracking import RunRecord
 

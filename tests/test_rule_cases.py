@@ -48,3 +48,27 @@ def test_rule_case(name: str, case: dict, tmp_path: Path) -> None:
     if "changes" in case:
         changes = sorted((c.run_id, c.key, c.new) for c in plan.changes)
         assert changes == sorted(tuple(x) for x in expand(case["changes"], values))
+
+
+def test_each_format_implements_the_renderer_interface() -> None:
+    import importlib
+
+    from hpohash.render import RENDER_FUNCTIONS
+
+    for name in ("table", "json_", "markdown"):
+        module = importlib.import_module(f"hpohash.render.{name}")
+        assert [f for f in RENDER_FUNCTIONS if not callable(getattr(module, f, None))] == [], name
+    for name in ("github", "junit"):  # CI formats: verify only
+        assert callable(importlib.import_module(f"hpohash.render.{name}").render_verify)
+
+
+def test_rules_command_lists_the_catalogue(run_cli) -> None:
+    import json
+
+    r = run_cli(["rules", "--format", "json"])
+    assert r.code == 0
+    assert [x["code"] for x in json.loads(r.out)["rules"]] == list(RULES)
+    r = run_cli(["rules", "hh120"])
+    assert r.code == 0 and r.out.startswith("HH120 (error): refit study_key_hash differs")
+    r = run_cli(["rules", "HH999"])
+    assert r.code == 2 and r.err.startswith("hpohash: error: rules HH999: no such finding code")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hpohash.study import load_scope
+from hpohash.loading import load_scope
 from hpohash.tags import TagRegistry
 from hpohash.text import parse_since
 from hpohash.tracking import Tracking

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 
 def silence_stdout() -> None:
@@ -57,3 +58,22 @@ class BackfillContext:
 
     apply_command: str | None = None
     undo_command: str = "hpohash undo"
+
+
+class Renderer(Protocol):
+    """What one output format implements (a module per format); each receives a typed report.
+
+    ``github`` and ``junit`` implement ``render_verify`` only: they are CI formats for verify.
+    """
+
+    def render_verify(self, verify: Any, *, quiet: bool = False, ctx: Any = None) -> None: ...
+    def render_backfill(self, report: Any, *, preview: bool = False, ctx: Any = None) -> None: ...
+    def render_undo(self, report: Any, *, preview: bool = False) -> None: ...
+    def render_diff(self, report: dict[str, Any]) -> None: ...
+    def render_hash(self, report: dict[str, Any], *, show_key: bool = False) -> None: ...
+    def render_rules(self, rules: Any, *, detail: bool = False) -> None: ...
+    def render_demo(self, created: dict[str, Any]) -> None: ...
+
+
+#: the functions each format module provides (a test holds the modules to it)
+RENDER_FUNCTIONS = tuple(name for name in vars(Renderer) if name.startswith("render_"))
