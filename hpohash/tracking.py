@@ -208,7 +208,10 @@ def configure_process() -> None:
     short HTTP retries unless the user set MLflow's own variables, and MLflow's INFO lines off."""
     for key, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    for name in ("mlflow", "alembic"):  # their INFO lines (DB migrations) are not our output
+    # their INFO lines (DB migrations) are not our output; MLflow sets its own logger's level when it
+    # is imported (later, and only by the commands that need it), from this variable
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -54,7 +54,16 @@ def _interrupt(b: Builder, name: str, journal: Path, sig: int, cwd: Path) -> sub
     """Start a real backfill, wait until its second run is journaled (the first is written), signal it."""
     cmd = [sys.executable, "-m", "hpohash", "backfill", "--tracking-uri", b.uri, "-e", name, "--yes",
            "--format", "json", "--journal", str(journal), "--workers", "2"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a runner started in the background (a non-interactive shell's `cmd &`) ignores SIGINT, and a child
+    # inherits that: give the backfill the default disposition, as a terminal's Ctrl-C would find it
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+    )
     deadline = time.monotonic() + 120
     while len(_journaled_runs(journal)) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
