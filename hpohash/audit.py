@@ -250,7 +250,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
                 "trial has no trial_key_hash",
                 expected=expected_trial_hash(study, run, reg, schema),
             )
-        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.hp_key(run)):
+        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
             cause = _trial_cause(study, run, stored_trial)
             out.add(
                 "HH112",
@@ -303,7 +303,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
 def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
     if study.hashes is None:
         return None
-    return study.trial_cause(stored, study.hp_key(run))
+    return study.trial_cause(stored, study.canonical_hp(run))
 
 
 def _mismatch_note(study: Study, run: RunRecord) -> str:
@@ -352,15 +352,15 @@ def _check_refit_trial_hash(
         if stored == expected:
             return  # the trial itself is wrong: HH112/HH111 on the trial says so
         basis = f"its linked trial {linked.run_id}"
-        hp = study.hp_key(linked)
+        hp = study.canonical_hp(linked)
     else:
         if not study.v2_hash:
             return
-        if stored and recognise_trial_hash_on(stored, study.v2_hash, study.hp_key(run)):
+        if stored and recognise_trial_hash_on(stored, study.v2_hash, study.canonical_hp(run)):
             return
         expected = expected_trial_hash(study, run, reg, schema)
         basis = "the trial key of its own hyperparameters"
-        hp = study.hp_key(run)
+        hp = study.canonical_hp(run)
     cause = None
     if stored and study.hashes:
         cause = study.trial_cause(stored, hp)

@@ -69,11 +69,11 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
     if is_member and anchor is not None:
         # the stored trial hash is compared in the generation it was written in ("1.0" or "2.0"); one
         # recognition also says why a wrong one is what it is (v2 is tried first)
-        schema = h.recognise_trial_hash_on(stored_trial, anchor, study.hp_key(run))
+        schema = h.recognise_trial_hash_on(stored_trial, anchor, study.canonical_hp(run))
         if schema is None and study.hashes is not None:
-            cause, schema = study.recognise_trial(stored_trial, study.hp_key(run)) or (None, None)
+            cause, schema = study.recognise_trial(stored_trial, study.canonical_hp(run)) or (None, None)
             trial_cause = None if cause == h.CAUSE_V2 else cause
-        recomputed_trial = h.trial_key_hash(anchor, study.hp_key(run), schema=schema or "2.0")
+        recomputed_trial = h.trial_key_hash(anchor, study.canonical_hp(run), schema=schema or "2.0")
     study_cause_ = None
     if stored_study and stored_study != anchor:
         study_cause_ = study_cause(study, stored_study, strict=False)
@@ -101,7 +101,7 @@ def parent_side_for(parent: Side, parent_side: RunSide, member_side: RunSide, me
     """The parent as the other side of a trial/refit: it claims the trial hash of the member's
     hyperparameters on the study's hash, in the generation the member's stored hash was written in."""
     anchor = parent_side.study.v2_hash or parent.study_claim
-    hp = member_side.study.hp_key(member_side.run)
+    hp = member_side.study.canonical_hp(member_side.run)
     if anchor is None or member_side.role not in (TRIAL, REFIT):
         return parent
     schema = h.recognise_trial_hash_on(member.stored_trial_key_hash, anchor, hp) or "2.0"

@@ -104,7 +104,7 @@ def choose_schema(study: Study, reg: TagRegistry, requested: str = "auto") -> st
     if not v2:
         return "2.0"
     return majority_schema(
-        recognise_trial_hash_on(reg.read(r.tags, "trial_key_hash"), v2, study.hp_key(r)) for r in study.trials
+        recognise_trial_hash_on(reg.read(r.tags, "trial_key_hash"), v2, study.canonical_hp(r)) for r in study.trials
     )
 
 
@@ -113,7 +113,7 @@ def expected_trial_hash(study: Study, run: RunRecord, reg: TagRegistry, schema: 
     v2 = study.v2_hash
     if not v2:
         return None
-    hp = study.hp_key(run)
+    hp = study.canonical_hp(run)
     stored = reg.read(run.tags, "trial_key_hash")
     if recognise_trial_hash_on(stored, v2, hp):
         return stored
@@ -126,7 +126,7 @@ def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
         return None
     if study.hashes is None:
         return CAUSE_UNKNOWN  # no configs: a stored value that is not correct cannot be explained
-    return study.trial_cause(stored, study.hp_key(run))
+    return study.trial_cause(stored, study.canonical_hp(run))
 
 
 def study_cause(study: Study, value: str | None, *, strict: bool = True) -> str | None:
@@ -316,7 +316,7 @@ def link_candidates(
     refit_new = expected_trial_hash(study, refit, reg, schema)
     refit_old = reg.read(refit.tags, "trial_key_hash")
     refit_number = reg.read(refit.tags, "trial_number")
-    refit_hp = study.hp_key(refit)
+    refit_hp = study.canonical_hp(refit)
     trials = study.trials
 
     def match(pred: Any) -> list[str]:
@@ -330,7 +330,7 @@ def link_candidates(
     out.append(
         ("trial number", match(lambda t: refit_number is not None and reg.read(t.tags, "trial_number") == refit_number))
     )
-    out.append(("hyperparameters", match(lambda t: refit_hp != "{}" and study.hp_key(t) == refit_hp)))
+    out.append(("hyperparameters", match(lambda t: refit_hp != "{}" and study.canonical_hp(t) == refit_hp)))
     return out
 
 

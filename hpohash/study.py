@@ -68,7 +68,7 @@ class Study:
     stored_hash: str | None = None
     schema_tag: str | None = None
     hyperparameters: dict[str, Recovered] = field(default_factory=dict)
-    _hp_keys: dict[str, CanonicalHP] = field(default_factory=dict, repr=False)
+    _canonical_hps: dict[str, CanonicalHP] = field(default_factory=dict, repr=False)
     _recognised: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict, repr=False)
 
     @property
@@ -124,11 +124,11 @@ class Study:
         found = self.recognise_trial(stored, hp)
         return found[0] if found else None
 
-    def hp_key(self, run: RunRecord) -> CanonicalHP:
+    def canonical_hp(self, run: RunRecord) -> CanonicalHP:
         """The run's normalised hyperparameters as canonical JSON, computed once (hashing reuses it)."""
-        key = self._hp_keys.get(run.run_id)
+        key = self._canonical_hps.get(run.run_id)
         if key is None:
-            key = self._hp_keys[run.run_id] = canonical_hyperparameters(self.hp(run))
+            key = self._canonical_hps[run.run_id] = canonical_hyperparameters(self.hp(run))
         return key
 
 
