@@ -36,7 +36,15 @@ VERIFY_FORMATS = (*FORMATS, "github", "junit")
 #: ``--help`` sections, by parameter name; an option not named here is listed under "Other options"
 HELP_SECTIONS: dict[str, str] = {
     **dict.fromkeys(
-        ("tracking_uri", "experiment_names", "experiment_ids", "parent_run_id", "check_all", "include_deleted"),
+        (
+            "tracking_uri",
+            "experiment_names",
+            "experiment_ids",
+            "parent_run_id",
+            "check_all",
+            "include_deleted",
+            "since",
+        ),
         "Scope",
     ),
     **dict.fromkeys(

@@ -150,9 +150,15 @@ def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> lis
     out = []
     for path in sorted(set(fa) | set(fb), key=_path_order):
         va, vb = fa.get(path, ABSENT), fb.get(path, ABSENT)
+        if (va is ABSENT and _has_children(fa, path)) or (vb is ABSENT and _has_children(fb, path)):
+            continue  # an empty mapping on one side against fields on the other: the fields' rows say it
         if va != vb or type(va) is not type(vb):
             out.append({"path": path, "a": va, "b": vb})
     return out
+
+
+def _has_children(flat: Mapping[str, Any], path: str) -> bool:
+    return any(p.startswith(path + ".") or p.startswith(path + "[") for p in flat)
 
 
 def _path_order(path: str) -> tuple[int, str]:

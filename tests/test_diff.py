@@ -145,3 +145,14 @@ def test_bad_input(run_cli, builder: Builder, tmp_path: Path) -> None:
         run_cli(["diff", "--tracking-uri", builder.uri, s.folds[0] if s.folds else s.parent, s.parent, "x"]),
         "unexpected extra argument",
     )
+
+
+def test_an_empty_mapping_against_fields_lists_only_the_fields() -> None:
+    from hpohash.diff import ABSENT, differences
+
+    a = {"data": {"schema": {"format": "json", "types": ["A"]}}, "model": "m"}
+    b = {"data": {"schema": {}}, "model": "m"}
+    assert differences(a, b) == [
+        {"path": "data.schema.format", "a": "json", "b": ABSENT},
+        {"path": "data.schema.types[0]", "a": "A", "b": ABSENT},
+    ]

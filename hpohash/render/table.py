@@ -169,7 +169,7 @@ def render_backfill(report: Any, *, preview: bool = False, ctx: BackfillContext 
     if not s["tags_planned"]:
         head = "nothing to backfill"
     elif dry_run:
-        head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would change"
+        head = f"dry run: {s['tags_planned']} tags on {text.plural(s['runs_planned'], 'run')} would change"
     else:
         head = f"wrote {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
     lines += ([""] if lines else []) + text.join_wrap(
@@ -269,7 +269,7 @@ def render_undo(report: Any, *, preview: bool = False, ctx: Any = None) -> None:
     if not s["tags_planned"]:
         head = "nothing to undo: every journaled tag already holds its old value (or changed since)"
     elif dry_run:
-        head = f"dry run: {s['tags_planned']} tags on {s['runs_planned']} runs would be restored"
+        head = f"dry run: {s['tags_planned']} tags on {text.plural(s['runs_planned'], 'run')} would be restored"
     else:
         head = f"restored {s['runs_written']} of {s['runs_planned']} runs ({s['tags_planned']} tags)"
     totals = [head, f"skipped {s['skipped']}", f"missing runs {s['missing_runs']}", f"failed {s['runs_failed']}"]
