@@ -13,6 +13,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def database(store: str, work: Path) -> tuple[object | None, str]:
+    """(the PostgreSQL cluster or None, the backend-store URI) for ``--store sqlite|postgresql``."""
+    if store != "postgresql":
+        return None, f"sqlite:///{work / 'mlflow.db'}"
+    from tests.postgres import PostgresCluster, unavailable
+
+    why = unavailable()
+    if why:
+        sys.exit(f"--store postgresql: {why}")
+    cluster = PostgresCluster()
+    cluster.start()
+    return cluster, cluster.uri
+
+
 def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak RSS MiB, stdout) of one whole process."""
     import tempfile

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, timed
+from _common import ROOT, database, timed
 from seed_bulk import timed_seed
 
 sys.path.insert(0, str(ROOT))
@@ -46,17 +46,7 @@ def main() -> None:
         os.chdir(work)
         cluster = None
         try:
-            if args.store == "postgresql":
-                from tests.postgres import PostgresCluster, unavailable
-
-                why = unavailable()
-                if why:
-                    sys.exit(f"--store postgresql: {why}")
-                cluster = PostgresCluster()
-                cluster.start()
-                db_uri = cluster.uri
-            else:
-                db_uri = f"sqlite:///{work / 'mlflow.db'}"
+            cluster, db_uri = database(args.store, work)
             server = MlflowServer(work, db_uri)
             server.start()
             try:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import COUNT_SCRIPT, ROOT, SCAN_SCRIPT, timed
+from _common import COUNT_SCRIPT, ROOT, SCAN_SCRIPT, database, timed
 from seed_bulk import timed_seed
 
 sys.path.insert(0, str(ROOT))
@@ -50,18 +50,10 @@ def main() -> None:
         os.chdir(work)  # the SQLite store's default artifact root (./mlruns) lands here
         cluster = server = None
         try:
+            cluster, db_uri = database(args.store, work)
             if args.store == "postgresql":
-                from tests.postgres import PostgresCluster, unavailable
-
-                why = unavailable()
-                if why:
-                    sys.exit(f"--store postgresql: {why}")
-                cluster = PostgresCluster()
-                cluster.start()
-                db_uri = cluster.uri
                 server = MlflowServer(work, db_uri)
             else:
-                db_uri = f"sqlite:///{work / 'mlflow.db'}"
                 if args.server:
                     server = MlflowServer(work)
                     server.db = work / "mlflow.db"
