@@ -7,6 +7,7 @@ record were made that way; ``.json`` files are read as JSON.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,14 +81,6 @@ def parse_config(where: str, raw: bytes) -> dict[str, Any]:
     return value
 
 
-def find_in_dir(directory: Path, name: str) -> Path | None:
-    for suffix in SUFFIXES:
-        candidate = directory / f"{name}{suffix}"
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read at most 1 MiB (+1 byte to tell "larger"): a pipe or ``<(…)`` is read like a file."""
     try:
@@ -99,28 +92,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if len(raw) > MAX_BYTES:
         raise ConfigError(str(path), "larger than 1 MiB")
     return parse_config(str(path), raw)
-
-
-def read_config_dir(directory: str | Path) -> dict[str, tuple[str, dict[str, Any]]]:
-    """Every config present in a directory: name → (path, parsed). Missing names are simply absent."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise ConfigMissing(str(d), "not a directory" if d.exists() else "no such directory")
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for name in NAMES:
-        path = find_in_dir(d, name)
-        if path is not None:
-            found[name] = (str(path), read_config_file(path))
-    return found
-
-
-def load_config_dir(directory: str | Path) -> ConfigSet:
-    """Load ``data``, ``hpo``, ``train`` (and ``benchmark`` if present) from a directory."""
-    found = read_config_dir(directory)
-    for name in REQUIRED:
-        if name not in found:
-            raise ConfigMissing(str(directory), f"no {name}.yaml, {name}.yml or {name}.json")
-    return _config_set({n: v for n, (_, v) in found.items()}, {n: path for n, (path, _) in found.items()})
 
 
 def load_config_files(
@@ -139,10 +110,11 @@ def load_config_files(
             raise ConfigMissing(str(p), "no such file")
         found[name] = read_config_file(p)
         sources[name] = str(p)
-    return _config_set(found, sources)
+    return config_set(found, sources)
 
 
-def _config_set(found: dict[str, dict[str, Any] | None], sources: dict[str, str]) -> ConfigSet:
+def config_set(found: Mapping[str, dict[str, Any] | None], sources: dict[str, str]) -> ConfigSet:
+    """A config set from what was found per name (a missing data/hpo/train counts as empty)."""
     return ConfigSet(
         data=found.get("data") or {},
         hpo=found.get("hpo") or {},

@@ -53,7 +53,6 @@ class Study:
     refits: list[RunRecord] = field(default_factory=list)
     folds: int = 0
     configs: cfg.ConfigSet | None = None
-    config_source: str | None = None
     config_missing: str | None = None
     config_problems: list[ConfigProblem] = field(default_factory=list)
     #: where the configs came from (artifacts, a work tree, a commit): verify's ``config_source``
@@ -184,7 +183,7 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
         return
     missing = [n for n in cfg.REQUIRED if n not in chosen]
     if not missing:
-        _use_configs(study, _config_set(chosen, sources), src.Origin(sources))
+        _use_configs(study, cfg.config_set(chosen, sources), src.Origin(sources))
         return
     if disk is None:
         study.config_missing = (
@@ -219,29 +218,17 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
         merged.update(chosen)
         origins = {**cand_files, **sources}
         _use_configs(
-            study, _config_set(merged, origins), src.Origin(origins, origin.commit, origin.date, origin.revision)
+            study, cfg.config_set(merged, origins), src.Origin(origins, origin.commit, origin.date, origin.revision)
         )
         return
     study.configs = cand.config_set()
     study.hashes = found.hashes
     study.config_origin = origin
-    study.config_source = origin.describe()
-
-
-def _config_set(found: Mapping[str, dict[str, Any]], sources: dict[str, str]) -> cfg.ConfigSet:
-    return cfg.ConfigSet(
-        data=found.get("data") or {},
-        hpo=found.get("hpo") or {},
-        train=found.get("train") or {},
-        benchmark=found.get("benchmark"),
-        sources=sources,
-    )
 
 
 def _use_configs(study: Study, configs: cfg.ConfigSet, origin: src.Origin) -> None:
     study.configs = configs
     study.config_origin = origin
-    study.config_source = configs.sources.get("hpo")
     if study.model:
         study.hashes = compute_study_hashes(
             configs.data, configs.hpo, configs.train, study.model, benchmark=configs.benchmark

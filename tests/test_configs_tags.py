@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hpohash.configs import ConfigError, ConfigMissing, load_config_dir, parse_config
+from hpohash.configs import ConfigError, parse_config
 from hpohash.errors import UsageError
 from hpohash.tags import TagRegistry, load_tags_config
 
@@ -36,11 +36,13 @@ def test_parse_errors_name_where_and_why(where: str, raw: bytes, reason: str) ->
     assert str(err.value).startswith(f"{where}: {reason}")
 
 
-def test_load_config_dir(tmp_path: Path) -> None:
+def test_flat_config_dir(tmp_path: Path) -> None:
+    from hpohash.sources import ConfigSources
+
     (tmp_path / "data.yml").write_text("name: d\n")
     (tmp_path / "hpo.json").write_text('{"objective": {"metric": "f1"}}')
     (tmp_path / "train.yaml").write_text("num_epochs: 2\n")
-    cs = load_config_dir(tmp_path)
+    cs = ConfigSources([str(tmp_path)], history=False).default_choice()
     assert (cs.data, cs.hpo, cs.train, cs.benchmark) == (
         {"name": "d"},
         {"objective": {"metric": "f1"}},
@@ -50,12 +52,14 @@ def test_load_config_dir(tmp_path: Path) -> None:
     assert cs.sources["hpo"].endswith("hpo.json")
 
 
-def test_load_config_dir_missing(tmp_path: Path) -> None:
+def test_flat_config_dir_missing(tmp_path: Path) -> None:
+    from hpohash.sources import ConfigSources, SourceError
+
     (tmp_path / "data.yaml").write_text("name: d\n")
-    with pytest.raises(ConfigMissing, match=r"no hpo\.yaml, hpo\.yml or hpo\.json"):
-        load_config_dir(tmp_path)
-    with pytest.raises(ConfigMissing, match="no such directory"):
-        load_config_dir(tmp_path / "nope")
+    with pytest.raises(SourceError, match=rf"--config-dir: {tmp_path}: no data, hpo and train configs"):
+        ConfigSources([str(tmp_path)], history=False)
+    with pytest.raises(SourceError, match="no such directory"):
+        ConfigSources([str(tmp_path / "nope")], history=False)
 
 
 def test_registry_defaults_and_legacy_reads() -> None:
