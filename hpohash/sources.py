@@ -63,9 +63,12 @@ class Revision:
 
     @property
     def label(self) -> str:
-        if self.commit is None:
-            return "work tree"
-        return f"commit {self.commit[:12]}" + (f" ({self.date[:10]})" if self.date else "")
+        return commit_label(self.commit, self.date) if self.commit else "work tree"
+
+
+def commit_label(commit: str, date: str | None) -> str:
+    """``commit 67be745dfb0a (2026-01-10)``: how every output names a commit."""
+    return f"commit {commit[:12]}" + (f" ({date[:10]})" if date else "")
 
 
 @dataclass
@@ -132,13 +135,20 @@ class Origin:
     def as_dict(self) -> dict[str, Any]:
         return {"revision": self.revision, "commit": self.commit, "date": self.date, "files": dict(self.files)}
 
-    def describe(self) -> str:
-        commit = f"commit {self.commit[:12]}" + (f" ({self.date[:10]})" if self.date else "") if self.commit else ""
+    def revision_label(self) -> str:
+        """``work tree (as in commit …)``, ``commit … (date)`` or ``artifacts``."""
+        commit = commit_label(self.commit, self.date) if self.commit else ""
         if self.revision == "work tree":
-            rev = "work tree" + (f" (as in {commit})" if commit else "")
-        else:
-            rev = commit or self.revision
-        return f"{', '.join(self.files.values())} @ {rev}"
+            return "work tree" + (f" (as in {commit})" if commit else "")
+        return commit or self.revision
+
+    def describe(self) -> str:
+        return f"{', '.join(self.files.values())} @ {self.revision_label()}"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Origin:
+        """The ``config_source`` JSON object back (renderers get the report, not the study)."""
+        return cls(d.get("files") or {}, d.get("commit"), d.get("date"), d.get("revision") or "artifacts")
 
     @classmethod
     def of(cls, cand: Candidate, started_ms: int | None) -> Origin:
@@ -175,9 +185,7 @@ class Discovery:
 
 def describe_source(d: Mapping[str, Any] | None) -> str:
     """One line for a ``config_source`` JSON object (renderers get the report, not the study)."""
-    if not d:
-        return "no configs"
-    return Origin(d.get("files") or {}, d.get("commit"), d.get("date"), d.get("revision") or "artifacts").describe()
+    return Origin.from_dict(d).describe() if d else "no configs"
 
 
 def git_blob_id(raw: bytes) -> str:

@@ -142,14 +142,12 @@ def study_header(study: dict[str, Any], findings: list[dict[str, Any]], width: i
 
 def config_source_lines(src: dict[str, Any] | None, width: int | None) -> list[str]:
     """Where a study's configs came from, when found on disk (a commit says which configs made it)."""
+    from hpohash.sources import Origin
+
     if not src or src.get("revision") == "artifacts":
         return []
-    commit = src.get("commit")
-    rev = f"commit {commit[:12]}" + (f" ({str(src.get('date'))[:10]})" if src.get("date") else "") if commit else ""
-    if src.get("revision") == "work tree":
-        rev = "work tree" + (f" (as in {rev})" if rev else "")
-    files = list((src.get("files") or {}).values())
-    return join_wrap([f"configs @ {rev}:", *files], width, sep=" ", indent=2)
+    origin = Origin.from_dict(src)
+    return join_wrap([f"configs @ {origin.revision_label()}:", *origin.files.values()], width, sep=" ", indent=2)
 
 
 def group_findings(report: dict[str, Any]) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
