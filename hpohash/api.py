@@ -41,12 +41,6 @@ class Aborted(HpohashError):
     declined = True
 
 
-def _registry(tags_config: str | None) -> Any:
-    from hpohash.tags import TagRegistry, load_tags_config
-
-    return load_tags_config(tags_config) if tags_config else TagRegistry()
-
-
 def read_scope(
     *,
     tracking_uri: str | None = None,
@@ -63,8 +57,10 @@ def read_scope(
     progress: ProgressFn | None = None,
 ) -> tuple[Any, Any]:
     """Open the store and read the scope (studies, orphans) the same way for every command."""
-    registry = _registry(tags_config)  # a bad tags file fails before any connection is made
     from hpohash.loading import load_scope
+    from hpohash.tags import registry_for
+
+    registry = registry_for(tags_config)  # a bad tags file fails before any connection is made
     from hpohash.tracking import Tracking
 
     tracking = Tracking(tracking_uri)
@@ -325,9 +321,10 @@ def diff(
     from hpohash.classify import PARENT
     from hpohash.diff import diff_report, parent_side_for, side_from_configs, side_from_run
     from hpohash.loading import load_run_side, open_sources
+    from hpohash.tags import registry_for
     from hpohash.tracking import Tracking
 
-    registry = _registry(tags_config)
+    registry = registry_for(tags_config)
     sources = open_sources(config_dirs, history=config_history, rev=config_rev)
     if sources is not None and warn is not None:
         warn(sources.warnings)

@@ -275,13 +275,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
         elif link in trial_ids:
             linked = scope.index[link]
         else:
-            target = scope.index.get(link)
-            if target is None:
-                why = "does not exist in the scanned experiments"
-            elif target.deleted:
-                why = "is deleted"
-            else:
-                why = "is not a trial of this study"
+            why = _why_not(scope, link, "a trial of this study")
             out.add("HH122", run, REFIT, pid, f"refit link names run {link}, which {why}", actual=link)
         _check_refit_trial_hash(study, run, linked, schema, out)
         available = reg.read(run.tags, "artifact_available")
@@ -392,18 +386,20 @@ def _check_output_dir(study: Study, run: RunRecord, stage: str, out: _Collector)
         )
 
 
+def _why_not(scope: Scope, run_id: str, what: str) -> str:
+    """Why a run a link names is not the run it should be (HH122, HH125)."""
+    target = scope.index.get(run_id)
+    if target is None:
+        return "does not exist in the scanned experiments"
+    return "is deleted" if target.deleted else f"is not {what}"
+
+
 def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
     reg = scope.registry
     refit_ids = {r.run_id for r in study.refits}
     named = reg.read(study.parent.tags, "refit_run_id")
     if named and named not in refit_ids:
-        target = scope.index.get(named)
-        if target is None:
-            why = "does not exist in the scanned experiments"
-        elif target.deleted:
-            why = "is deleted"
-        else:
-            why = "is not a refit of this study"
+        why = _why_not(scope, named, "a refit of this study")
         out.add(
             "HH125",
             study.parent,

@@ -350,12 +350,6 @@ def _tree_choice(config_dir: str, stage: str | None) -> Any:
 # ------------------------------------------------------------------------------------------ reading
 
 
-def _registry(tags_config: str | None) -> Any:
-    from hpohash.tags import TagRegistry, load_tags_config
-
-    return load_tags_config(tags_config) if tags_config else TagRegistry()
-
-
 #: MLflow's own defaults for the experiment, in the order ``mlflow`` itself reads them
 EXPERIMENT_ENV = ("MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
 
@@ -391,8 +385,9 @@ def _load_scope(
     """Read the scope for a command: MLflow's experiment variables and --check-all say what to read."""
     from hpohash import api
     from hpohash.render.progress import progress_reporter
+    from hpohash.tags import registry_for
 
-    _registry(store.tags_config)  # a bad tags file fails before any connection is made
+    registry_for(store.tags_config)  # a bad tags file fails before --check-all lists the experiments
     store, env = with_env_experiment(store, check_all=check_all)
     if check_all and not (store.experiment_names or store.experiment_ids or store.parent_run_id):
         ids = api.all_experiment_ids(store.tracking_uri)

@@ -109,6 +109,11 @@ TAG_KEY_RE = re.compile(r"^[\w\-./: ]{1,250}$")
 MAX_TAGS_CONFIG_BYTES = 1024 * 1024
 
 
+def registry_for(tags_config: str | Path | None) -> TagRegistry:
+    """The registry of ``--tags-config`` (the defaults without one)."""
+    return load_tags_config(tags_config) if tags_config else TagRegistry()
+
+
 def load_tags_config(path: str | Path) -> TagRegistry:
     """Load a pipeline tags YAML (``section: {name: key}``) over the defaults; malformed → UsageError.
 
