@@ -386,7 +386,7 @@ def _scan_one_study(
     runs = {parent.run_id: parent}
     exp_ids = sorted({e.experiment_id for e in exps} | {parent.experiment_id})
     lineage_ids = tracking.all_experiment_ids() or exp_ids
-    pid = parent.run_id.replace("'", "")
+    pid = parent.run_id  # tag_filter drops quotes from the value
     filters = [
         (exp_ids, tag_filter(registry.key("parent"), "=", pid)),
         (lineage_ids, tag_filter(registry.key("hpo_sweep_run_id"), "=", pid)),

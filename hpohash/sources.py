@@ -251,9 +251,6 @@ class ConfigSources:
                 else:
                     existing.revisions.extend(r for r in cand.revisions if r not in existing.revisions)
 
-    def __bool__(self) -> bool:
-        return bool(self.dirs)
-
     # ------------------------------------------------------------------ reading
 
     def _read_source(self, directory: str) -> list[Candidate]:
