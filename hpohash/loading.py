@@ -365,10 +365,13 @@ def _add_link_targets(
     exp_ids: Sequence[str],
     reducer: Reducer,
 ) -> None:
-    """Runs that refits link to but the HPO filters left on the server (a non-HPO run, say), so the
-    audit still tells "not a trial of this study" from "does not exist"."""
+    """Runs that refits (and parents' refit records) link to but the HPO filters left on the server (a
+    non-HPO run, say), so the audit still tells "not a trial/refit of this study" from "does not exist"."""
     missing = {
-        link for run in runs.values() if (link := registry.read(run.tags, "refit_of_trial_run_id")) and link not in runs
+        link
+        for run in runs.values()
+        for name in ("refit_of_trial_run_id", "refit_run_id")
+        if (link := registry.read(run.tags, name)) and link not in runs
     }
     if missing:
         runs.update(tracking.runs_by_id(sorted(missing), experiment_ids=exp_ids, reducer=reducer))

@@ -263,7 +263,7 @@ def test_hash_uses_the_experiment_files_choice(run_cli, tmp_path: Path) -> None:
 
 
 def test_parent_refit_link_counts_for_the_champion_and_dangling_is_hh125(run_cli, store) -> None:
-    b, _, name, repo, st = store
+    b, exp_id, name, repo, st = store
     gen2 = st["gen2"]
     cfg = str(repo / "config")
     # the refit retrained trial 0, not the metric's champion (trial 1): the pipeline chose it (its
@@ -293,3 +293,11 @@ def test_parent_refit_link_counts_for_the_champion_and_dangling_is_hh125(run_cli
     code, plan, _ = run_json(run_cli, "backfill", *args[1:], "--dry-run", "--exit-code")
     assert code == 1 and plan["changes"] == []
     assert plan["conflicts"][0]["message"].startswith("HH125 not fixable by backfill")
+    # a record naming a run the HPO scan leaves out (not an HPO run) is told apart from a missing one
+    other = b.run(exp_id, "benchmark", {"code.stage": "benchmark"})
+    b.client.set_tag(gen2.parent, "code.refit_run_id", other)
+    code, doc, _ = run_json(run_cli, "verify", "--tracking-uri", b.uri, "-e", name, "--config-dir", cfg)
+    (hh125,) = [f for f in doc["findings"] if f["code"] == "HH125"]
+    assert hh125["message"].startswith(
+        f"parent code.refit_run_id names run {other}, which is not a refit of this study"
+    )
