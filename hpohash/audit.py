@@ -87,6 +87,8 @@ class _Collector:
         shared: dict[frozenset[str], frozenset[str]] = {}
         self.fixes = {rid: shared.setdefault(frozenset(k), frozenset(k)) for rid, k in fixes.items()}
         self.reg = reg
+        # one string per distinct message: the trials of a legacy study share theirs word for word
+        self._messages: dict[str, str] = {}
 
     def add(
         self,
@@ -101,6 +103,7 @@ class _Collector:
         cause: str | None = None,
     ) -> None:
         fixable = code in self.fixes.get(run.run_id, ())
+        message = self._messages.setdefault(message, message)
         self.items.append(
             Finding(code, SEVERITY[code], run.run_id, stage, parent_id, message, expected, actual, cause, fixable)
         )
@@ -127,7 +130,8 @@ def audit(scope: Scope, plan: Plan) -> list[Finding]:
 def audit_per_study(scope: Scope) -> list[Finding]:
     """``audit(scope, build_plan(scope))`` one study at a time: the same findings in the same order (the
     plan of a study depends on that study alone), but only one study's plan is alive at once; at
-    100,000 legacy runs the whole plan is ~700,000 changes, more memory than the runs themselves."""
+    100,000 legacy runs the whole plan is ~700,000 changes, more memory than the runs themselves.
+    Each study's per-run memos are dropped once it is audited (``Study.forget``)."""
     from dataclasses import replace
 
     from hpohash.plan import build_plan
@@ -136,6 +140,7 @@ def audit_per_study(scope: Scope) -> list[Finding]:
     for study in scope.studies:
         one = replace(scope, studies=[study], orphans=[])
         found += audit(one, build_plan(one))
+        study.forget()
     found += audit(replace(scope, studies=[]), Plan((), ()))
     return found
 
@@ -301,8 +306,8 @@ def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
 
 
 def _mismatch_note(study: Study, run: RunRecord) -> str:
-    rec = study.hyperparameters.get(run.run_id)
-    if rec and rec.mismatches:
+    rec = study.recovered(run)
+    if rec.mismatches:
         return f"; params not of their search-space type: {', '.join(rec.mismatches)}"
     return ""
 

@@ -26,7 +26,6 @@ from hpohash.classify import (
     classify,
 )
 from hpohash.errors import UsageError
-from hpohash.hyperparams import recover_hyperparameters
 from hpohash.study import (
     MAX_CHILD_CONFIG_LOOKUPS,
     Orphan,
@@ -248,9 +247,6 @@ def build_scope(
         s.folder = study_folder(s.parent, registry)
         _resolve_model(s, registry, model_override)
         _resolve_configs(s, raw, disk, registry)
-        space = s.search_space
-        for run in (*s.trials, *s.refits):
-            s.hyperparameters[run.run_id] = recover_hyperparameters(run.params, space)
         if progress:
             progress("configs", i + 1, len(ordered))
     return Scope(
@@ -490,6 +486,4 @@ def load_run_side(
     if study.config_problems:
         p = study.config_problems[0]
         raise UsageError(f"config {p.where}: {p.reason}")
-    if role in (TRIAL, REFIT):
-        study.hyperparameters[run.run_id] = recover_hyperparameters(run.params, study.search_space)
     return RunSide(run, role, study)

@@ -151,4 +151,10 @@ def test_audit_per_study_equals_the_whole_scope_audit(builder: Builder) -> None:
     scope = load_scope(Tracking(builder.uri), TagRegistry(), experiment_ids=[exp])
     whole = audit(scope, build_plan(scope))
     assert len(whole) == 21 and any(f.code == "HH150" for f in whole)
+    hps = {r.run_id: s.hp(r) for s in scope.studies for r in s.trials}
     assert audit_per_study(scope) == whole
+    # each study's per-run memos are dropped once audited; asked again, the same values come back
+    assert all(not s.hyperparameters and not s._canonical_hps and not s._recognised for s in scope.studies)
+    assert audit_per_study(scope) == whole
+    assert {r.run_id: s.hp(r) for s in scope.studies for r in s.trials} == hps
+    assert any(v for v in hps.values()) and scope.studies[0].hp(scope.studies[0].parent) == {}

@@ -27,7 +27,7 @@ def write_stdout(text: str) -> None:
         silence_stdout()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckedRun:
     """One run verify looked at (JUnit reports a test case per run, passed or not)."""
 
