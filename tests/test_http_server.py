@@ -183,3 +183,66 @@ def test_verify_since_over_http(run_cli, http_builder: Builder) -> None:
     assert r.code == 0, r.err
     assert [st["parent_run_id"] for st in doc["studies"]] == [new.parent]
     assert (doc["summary"]["studies"], doc["summary"]["studies_skipped"], doc["findings"]) == (1, 1, [])
+
+
+def test_scan_reads_pages_ahead_with_the_servers_own_tokens(
+    run_cli, http_builder: Builder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP the next pages are requested while one is reduced, with the offset tokens the server
+    itself returns: the same runs in the same order, and the same JSON, as one page at a time; a
+    store whose tokens are not offset tokens is paged one token at a time."""
+    from mlflow import MlflowClient
+
+    import hpohash.tracking as tracking
+
+    exp, name = http_builder.experiment()
+    hps, scores = many_trials(10)
+    legacy = http_builder.study(exp, hps=hps, scores=scores)
+    http_builder.make_legacy(legacy)
+    http_builder.study(exp, model="bert")
+    monkeypatch.setattr(tracking, "PAGE_SIZE", 3)
+    calls: list[tuple[str | None, str]] = []
+    real = MlflowClient.search_runs
+
+    def recording(self, *a, **kw):
+        calls.append((kw.get("page_token"), threading.current_thread().name))
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(MlflowClient, "search_runs", recording)
+
+    def scan(ahead: int) -> tuple[list[str], list[tuple[str | None, str]]]:
+        monkeypatch.setattr(tracking, "READ_AHEAD_HTTP", ahead)
+        calls.clear()
+        ids = [r.run_id for r in Tracking(http_builder.uri).scan([exp])]
+        return ids, list(calls)
+
+    one_by_one, sequential = scan(0)
+    assert len(one_by_one) == len(set(one_by_one)) == 12 + 5 and len(sequential) == 6
+    ahead_ids, ahead_calls = scan(2)
+    assert ahead_ids == one_by_one
+    tokens = [t for t, _ in sequential]
+    # every token a sequential scan sends, and at most the two beyond the last page
+    assert [t for t, _ in ahead_calls][: len(tokens)] == tokens and len(ahead_calls) <= len(tokens) + 2
+    assert sum(1 for _, who in ahead_calls if who.startswith("hpohash-page")) >= len(tokens) - 1
+
+    verify = ["verify", "--tracking-uri", http_builder.uri, "-e", name, "--format", "json"]
+    r_ahead = run_cli(verify)
+    monkeypatch.setattr(tracking, "READ_AHEAD_HTTP", 0)
+    r_seq = run_cli(verify)
+    assert (r_ahead.code, r_ahead.out) == (r_seq.code, r_seq.out) and r_seq.code == 1
+
+    # another store's tokens (opaque here): followed as given, no page requested ahead
+    opaque: dict[str, str] = {}
+
+    def opaque_tokens(self, *a, page_token=None, **kw):
+        page = real(self, *a, page_token=opaque.get(page_token, page_token), **kw)
+        if page.token:
+            opaque[f"opaque-{len(opaque)}"] = page.token
+            page.token = f"opaque-{len(opaque) - 1}"
+        calls.append((page_token, threading.current_thread().name))
+        return page
+
+    monkeypatch.setattr(MlflowClient, "search_runs", opaque_tokens)
+    opaque_ids, opaque_calls = scan(2)
+    assert opaque_ids == one_by_one and len(opaque_calls) == 6
+    assert not any(who.startswith("hpohash-page") for _, who in opaque_calls)
