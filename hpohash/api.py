@@ -287,7 +287,7 @@ def undo(
     current = {rid: r.tags for rid, r in tracking.runs_by_id(run_ids).items()}
     plan = plan_undo(files, current)
     if not plan.writes or dry_run:
-        return UndoReport(plan, dry_run=True)
+        return UndoReport(plan, dry_run=dry_run)  # nothing to restore is not a dry run (as backfill)
     if preview is not None:
         preview(UndoReport(plan, dry_run=True))
     n = sum(len(w) for w in plan.writes.values())

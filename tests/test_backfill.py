@@ -120,7 +120,9 @@ def test_legacy_study_exact_tags_idempotent_and_undo(run_cli, builder: Builder, 
     assert snapshot(builder, exp) == before
     # undo again: nothing left to restore
     r = run_cli(["undo", str(journal), "--tracking-uri", builder.uri, "--yes", "--format", "json"])
-    assert r.code == 0 and json.loads(r.out)["summary"]["tags_planned"] == 0
+    again = json.loads(r.out)
+    # not a dry run (--yes was given), and no journal: nothing was written
+    assert (r.code, again["summary"]["tags_planned"], again["dry_run"], again["journal"]) == (0, 0, False, None)
     # undoing the undo re-applies the backfill
     r = run_cli(["undo", str(tmp_path / "undo.jsonl"), "--tracking-uri", builder.uri, "--yes", "--format", "json"])
     assert r.code == 0
