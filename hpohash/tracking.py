@@ -190,12 +190,9 @@ def redact_uri(uri: str) -> str:
 def _download_listed_file(repo: Any, path: str, local: Path) -> str:
     """One file the listing just named, in one request. ``download_artifacts`` would first list the
     path again to learn whether it is a directory (two requests per file through the artifact proxy);
-    every MLflow artifact repository implements ``_download_file``, and the local name is ours, not
-    the listing's."""
-    download = getattr(repo, "_download_file", None)
-    if download is None:
-        return str(repo.download_artifacts(path, str(local.parent)))
-    download(remote_file_path=path, local_path=str(local))
+    ``_download_file`` is the abstract method every MLflow artifact repository implements (and
+    ``download_artifacts`` calls), and the local name is ours, not the listing's."""
+    repo._download_file(remote_file_path=path, local_path=str(local))
     return str(local)
 
 
@@ -378,38 +375,34 @@ class Tracking:
         send, in the same order of offsets. Any other token (another store, a format MLflow
         changes) is followed as given, one page at a time.
         """
-        page = fetch(None)
-        done = len(page)
-        if not self.http or READ_AHEAD_HTTP < 1 or page.token != _offset_token(done):
-            while True:
-                token = page.token
-                yield page
-                if not token:
-                    return
-                page = fetch(token)
-        pool = ThreadPoolExecutor(max_workers=READ_AHEAD_HTTP, thread_name_prefix="hpohash-page")
         ahead: dict[int, Future[Any]] = {}
+        pool: ThreadPoolExecutor | None = None
+        page, done = fetch(None), 0
         try:
             while True:
+                done += len(page)
                 token = page.token
-                predicted = token is not None and token == _offset_token(done)
-                if predicted:
+                if self.http and READ_AHEAD_HTTP > 0 and token == _offset_token(done):
+                    if pool is None:
+                        pool = ThreadPoolExecutor(max_workers=READ_AHEAD_HTTP, thread_name_prefix="hpohash-page")
                     for offset in range(done, done + READ_AHEAD_HTTP * PAGE_SIZE, PAGE_SIZE):
                         if offset not in ahead:
                             ahead[offset] = pool.submit(fetch, _offset_token(offset))
+                else:  # a token not predicted: what was read ahead is not the next page
+                    for future in ahead.values():
+                        future.cancel()
+                    ahead.clear()
                 yield page
                 del page
                 if not token:
                     return
-                early = ahead.pop(done, None) if predicted else None
-                for stale in [o for o in ahead if o < done or not predicted]:
-                    ahead.pop(stale).cancel()
+                early = ahead.pop(done, None)
                 page = early.result() if early is not None else fetch(token)
-                done += len(page)
         finally:
             for future in ahead.values():
                 future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
