@@ -158,3 +158,25 @@ def test_audit_per_study_equals_the_whole_scope_audit(builder: Builder) -> None:
     assert audit_per_study(scope) == whole
     assert {r.run_id: s.hp(r) for s in scope.studies for r in s.trials} == hps
     assert any(v for v in hps.values()) and scope.studies[0].hp(scope.studies[0].parent) == {}
+
+
+def test_benchmark_timer_reports_the_commands_own_peak_not_its_starters() -> None:
+    """Linux records the peak RSS of the process that starts a command into the command's
+    ``ru_maxrss``; the benchmarks' timer must not report the benchmark's own memory as verify's."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_common.py"
+    spec = importlib.util.spec_from_file_location("benchmarks_common", path)
+    assert spec is not None and spec.loader is not None
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    ballast = b"x" * (300 * 2**20)  # this process: over 300 MiB resident while the commands start
+    try:
+        _, small, _ = common.timed([sys.executable, "-c", "pass"])
+        _, big, out = common.timed([sys.executable, "-c", "b = b'x' * (120 * 2**20); print(len(b))"])
+    finally:
+        del ballast
+    assert small < 60
+    assert 120 <= big < 180 and out == "125829120\n"
