@@ -398,9 +398,7 @@ class Tracking:
                     return
                 early = ahead.pop(done, None)
                 page = early.result() if early is not None else fetch(token)
-        finally:
-            for future in ahead.values():
-                future.cancel()
+        finally:  # cancel_futures: pages read ahead and not yet started are not requested
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
 
