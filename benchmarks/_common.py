@@ -53,9 +53,10 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
         out_f.seek(0)
         err_f.seek(0)
         out, err = out_f.read(), err_f.read()
-    timings = [line for line in err.decode(errors="replace").splitlines() if line.startswith("hpohash-timed ")]
+    err_text = err.decode(errors="replace")
+    timings = [line for line in err_text.splitlines() if line.startswith("hpohash-timed ")]
     if proc.returncode not in (0, 1) or not timings:  # not timings: the command could not be started
-        raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err.decode(errors='replace')[-1000:]}")
+        raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err_text[-1000:]}")
     _, elapsed, maxrss_kib = timings[-1].split()
     return float(elapsed), int(maxrss_kib) // 1024, out.decode()
 
