@@ -12,11 +12,11 @@ from typing import Any
 
 from hpohash.hashing import CAUSE_V1, CAUSE_V2, recognise_trial_hash_on
 from hpohash.plan import Conflict, Plan, champion, choose_schema, expected_trial_hash, study_cause
+from hpohash.records import RunRecord
 from hpohash.rules import ERROR, RULES, WARNING
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.text import shorten
-from hpohash.tracking import RunRecord
 
 SEVERITY = {code: rule.severity for code, rule in RULES.items()}
 

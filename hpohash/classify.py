@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hpohash.records import RunRecord
 from hpohash.tags import TagRegistry
-from hpohash.tracking import RunRecord
 
 PARENT = "parent"
 TRIAL = "trial"

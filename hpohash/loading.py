@@ -26,6 +26,7 @@ from hpohash.classify import (
     classify,
 )
 from hpohash.errors import UsageError
+from hpohash.records import Experiment, Keep, Reducer, RunRecord
 from hpohash.study import (
     MAX_CHILD_CONFIG_LOOKUPS,
     Orphan,
@@ -37,16 +38,7 @@ from hpohash.study import (
     study_folder,
 )
 from hpohash.tags import TagRegistry
-from hpohash.tracking import (
-    DEFAULT_WORKERS_HTTP,
-    Experiment,
-    Keep,
-    Reducer,
-    RunRecord,
-    Tracking,
-    started_filter,
-    tag_filter,
-)
+from hpohash.tracking import DEFAULT_WORKERS_HTTP, Tracking, started_filter, tag_filter
 
 ProgressFn = Callable[[str, int, int | None], None]
 

@@ -18,9 +18,9 @@ from hpohash.hashing import (
     recognise_trial_hash_on,
     trial_key_hash,
 )
+from hpohash.records import RunRecord
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study
 from hpohash.tags import TagRegistry
-from hpohash.tracking import RunRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,8 @@ from hpohash.hashing import (
     compute_study_hashes,
 )
 from hpohash.hyperparams import Recovered, recover_hyperparameters
+from hpohash.records import Experiment, RunRecord
 from hpohash.tags import TagRegistry
-from hpohash.tracking import (
-    Experiment,
-    RunRecord,
-)
 
 #: the parent schema tag of a v2 study hash (the v2 study key's own schema version)
 V2_SCHEMA_TAG = STUDY_KEY_V2_SCHEMA

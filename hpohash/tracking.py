@@ -11,10 +11,8 @@ import json
 import logging
 import os
 import tempfile
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -24,7 +22,9 @@ from hpohash import configs as cfg
 from hpohash.errors import BackendError, UsageError
 from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
+from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
+from hpohash.settings import BackendSettings
 from hpohash.text import one_line
 
 PAGE_SIZE = 1000
@@ -40,137 +40,6 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-
-
-class Compact(Mapping[str, Any]):
-    """A read-only mapping whose key index is shared by every run with the same keys.
-
-    Runs of one pipeline carry the same tag/param/metric names, so a scan of 100,000 runs holds a
-    few dozen key indexes and one tuple of values per run instead of 100,000 dicts (SPEC §6 memory).
-    """
-
-    __slots__ = ("_index", "_values")
-
-    def __init__(self, index: Mapping[str, int], values: Sequence[Any]) -> None:
-        self._index = index
-        self._values = values
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[self._index[key]]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._index
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """A read-only snapshot of one run: what the study model and audit need, nothing more."""
-
-    run_id: str
-    experiment_id: str
-    name: str
-    #: the artifact URI, or (``_artifact_derived``) the root it is ``<root>/<run_id>/artifacts`` under,
-    #: one string shared by every run of the experiment
-    _artifact: str
-    lifecycle_stage: str
-    status: str
-    start_time: int
-    tags: Mapping[str, str]
-    params: Mapping[str, str]
-    metrics: Mapping[str, float]
-    _artifact_derived: bool = False
-
-    @property
-    def artifact_uri(self) -> str:
-        return f"{self._artifact}/{self.run_id}/artifacts" if self._artifact_derived else self._artifact
-
-    @property
-    def deleted(self) -> bool:
-        return self.lifecycle_stage == "deleted"
-
-    @property
-    def run_name(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class Keep:
-    """Which tags, params and metrics a scan keeps of each run (``None``: all of them)."""
-
-    tags: frozenset[str] | None = None
-    tag_prefixes: tuple[str, ...] = ()
-    params: frozenset[str] | None = None
-    metrics: frozenset[str] | None = None
-
-    def keeps_tag(self, key: str) -> bool:
-        return self.tags is None or key in self.tags or key.startswith(self.tag_prefixes)
-
-
-KEEP_ALL = Keep()
-
-
-class Reducer:
-    """Turns MLflow's full ``Run`` objects into slim ``RunRecord`` s while a scan pages.
-
-    Equal strings (tag keys, stage values, a study's hash on each of its 98 trials, repeated
-    hyperparameter values) are stored once, and key indexes are shared between runs with the same
-    keys, so what stays alive per run is a few tuples of values.
-    """
-
-    def __init__(self, keep: Keep = KEEP_ALL) -> None:
-        self.keep = keep
-        self._strings: dict[str, str] = {}
-        self._indexes: dict[tuple[str, ...], Mapping[str, int]] = {}
-
-    def _s(self, value: str) -> str:
-        return self._strings.setdefault(value, value)
-
-    def _compact(self, pairs: Iterable[tuple[str, Any]], *, strings: bool) -> Compact:
-        items = sorted(pairs)
-        keys = tuple(k for k, _ in items)
-        index = self._indexes.get(keys)
-        if index is None:
-            index = self._indexes[keys] = MappingProxyType({self._s(k): i for i, k in enumerate(keys)})
-        if strings:
-            return Compact(index, tuple(self._s(v) for _, v in items))
-        return Compact(index, array("d", (v for _, v in items)))
-
-    def record(self, run: Any) -> RunRecord:
-        info, data = run.info, run.data
-        keep = self.keep
-        tags = ((k, v) for k, v in data.tags.items() if keep.keeps_tag(k))
-        params = ((k, v) for k, v in data.params.items() if keep.params is None or k in keep.params)
-        metrics = ((k, v) for k, v in data.metrics.items() if keep.metrics is None or k in keep.metrics)
-        uri, suffix = info.artifact_uri or "", f"/{info.run_id}/artifacts"
-        derived = uri.endswith(suffix)
-        return RunRecord(
-            run_id=info.run_id,
-            experiment_id=self._s(str(info.experiment_id)),
-            name=info.run_name or "",
-            _artifact=self._s(uri[: -len(suffix)]) if derived else uri,
-            _artifact_derived=derived,
-            lifecycle_stage=self._s(info.lifecycle_stage),
-            status=self._s(info.status),
-            start_time=int(info.start_time or 0),
-            tags=self._compact(tags, strings=True),
-            params=self._compact(params, strings=True),
-            metrics=self._compact(((k, float(v)) for k, v in metrics), strings=False),
-        )
-
-
-@dataclass(frozen=True)
-class Experiment:
-    experiment_id: str
-    name: str
 
 
 def redact_uri(uri: str) -> str:
@@ -249,7 +118,9 @@ def started_filter(op: str, ms: int) -> str:
 class Tracking:
     """A connection to one tracking store."""
 
-    def __init__(self, tracking_uri: str | None = None, *, create: bool = False) -> None:
+    def __init__(
+        self, tracking_uri: str | None = None, *, create: bool = False, settings: BackendSettings | None = None
+    ) -> None:
         import mlflow
         from mlflow import MlflowClient
 
@@ -261,6 +132,7 @@ class Tracking:
         self.uri = uri
         self.display_uri = redact_uri(uri)
         self.http = is_http(uri)
+        self.settings = settings or BackendSettings()
         self.client = MlflowClient(tracking_uri=uri)
 
     @staticmethod

@@ -18,9 +18,9 @@ import yaml
 from hpohash import hashing as h
 from hpohash import sources as src
 from hpohash.loading import build_scope
+from hpohash.records import Experiment, RunRecord
 from hpohash.study import Scope
 from hpohash.tags import TagRegistry
-from hpohash.tracking import Experiment, RunRecord
 from tests.builders import C01_SCORES, C01_TRIALS, load_case
 
 MODEL = "distilbert"

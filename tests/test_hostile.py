@@ -392,8 +392,8 @@ def test_long_chains_and_rings_of_links_classify_fast() -> None:
     from types import MappingProxyType
 
     from hpohash.classify import classify
+    from hpohash.records import RunRecord
     from hpohash.tags import TagRegistry
-    from hpohash.tracking import RunRecord
 
     def rec(i: int, tags: dict[str, str]) -> RunRecord:
         empty = MappingProxyType({})
