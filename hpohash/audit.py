@@ -81,8 +81,8 @@ class _Collector:
         fixes: dict[str, set[str]] = {}
         for c in plan.changes:
             for code in c.fixes:
-                # HH130 is a finding on the champion trial, fixed by the link written on a refit
-                fixes.setdefault(c.new if code == "HH130" else c.run_id, set()).add(code)
+                # a finding fixed through a link (HH130, on the champion trial) is on the run linked to
+                fixes.setdefault(c.new if RULES[code].fixed_through_link else c.run_id, set()).add(code)
         # one frozenset per distinct set of codes (all legacy trials share one): small at 100,000 runs
         shared: dict[frozenset[str], frozenset[str]] = {}
         self.fixes = {rid: shared.setdefault(frozenset(k), frozenset(k)) for rid, k in fixes.items()}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpohash.render import VerifyContext, write_stdout
 from hpohash.render.text import summary_lines
-from hpohash.selection import CODES
+from hpohash.rules import RULES
 from hpohash.sources import describe_source
 from hpohash.text import shorten
 
@@ -112,7 +112,7 @@ def verify_markdown(report: dict[str, Any], ctx: VerifyContext) -> str:
     if ctx.statistics and report["findings"]:
         counts = Counter(f["code"] for f in report["findings"])
         fixable = Counter(f["code"] for f in report["findings"] if f["fixable"])
-        rows = [(code, counts[code], fixable[code], CODES.get(code, "")) for code in sorted(counts)]
+        rows = [(code, counts[code], fixable[code], RULES[code].short) for code in sorted(counts)]
         parts += [table(["code", "findings", "fixable", "what"], rows), ""]
     for i, line in enumerate(summary_lines(report, ctx)):
         head, sep, command = line.partition(": hpohash ")

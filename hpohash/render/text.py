@@ -8,7 +8,6 @@ whole and wraps at spaces around them.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import textwrap
 from collections import Counter
@@ -16,38 +15,13 @@ from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
 from hpohash.render import VerifyContext
-from hpohash.selection import CODES
+from hpohash.rules import RULES
 from hpohash.text import short_hash
 
 #: narrower than this, wrapping helps nobody: lines wrap as if this wide
 MIN_WIDTH = 40
 #: the terminal width from which verify draws its findings as a table (message column ≥ 60)
 TABLE_MIN_WIDTH = 140
-#: findings whose message shows a hash (the ``explain`` next step runs ``hpohash diff`` on them)
-HASH_CODES = ("HH110", "HH111", "HH112", "HH120", "HH123")
-#: what to do about a finding backfill cannot fix, by code
-UNFIXABLE_HINT = {
-    "HH100": "no v2 hash to write: give the study's configs (--config-dir)",
-    "HH101": "no v2 hash to write: give the study's configs (--config-dir)",
-    "HH102": "the parent's 2.0 tag stays the source of truth: check its configs",
-    "HH103": "no configs to recompute the fingerprints from (--config-dir)",
-    "HH110": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH111": "no v2 hash to anchor it on: give the study's configs (--config-dir)",
-    "HH112": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH120": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH121": "no single trial matches the refit: set code.refit.of_trial_run_id by hand",
-    "HH122": "no single trial matches the refit: set code.refit.of_trial_run_id by hand",
-    "HH123": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH124": "the refit has no checkpoint; backfill never sets code.artifact.available",
-    "HH130": "the champion trial needs a refit run (or a refit linked to it)",
-    "HH140": "give the study's configs (--config-dir) or the model (--model)",
-    "HH141": "fix or re-log the config artifact named in the finding",
-    "HH142": "none of the configs reproduces the parent's hash: see the nearest candidate",
-    "HH150": "add the parent's experiment (-e) to the scope",
-    "HH160": "the folder name is history; nothing to write",
-}
-
-_HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 
 def output_width(stream: IO[str] | None = None) -> int | None:
@@ -219,7 +193,7 @@ def statistics_lines(report: dict[str, Any]) -> list[str]:
     fixable = Counter(f["code"] for f in report["findings"] if f["fixable"])
     width = max((len(str(n)) for n in counts.values()), default=1)
     return [
-        f"{counts[code]:>{width}} {code} {fixable[code]:>{width}} fixable  {CODES.get(code, '')}".rstrip()
+        f"{counts[code]:>{width}} {code} {fixable[code]:>{width}} fixable  {RULES[code].short}".rstrip()
         for code in sorted(counts)
     ]
 
@@ -243,9 +217,9 @@ def summary_lines(report: dict[str, Any], ctx: VerifyContext, width: int | None 
     failing = errors + (warnings if ctx.strict else [])
     unfixable = Counter(f["code"] for f in failing if not f["fixable"])
     for code, n in sorted(unfixable.items()):
-        lines += wrap(f"{code} ×{n} not fixable by backfill: {UNFIXABLE_HINT.get(code, 'see the finding')}", width)
+        lines += wrap(f"{code} ×{n} not fixable by backfill: {RULES[code].hint or 'see the finding'}", width)
     explain = next(
-        (f for f in failing if not f["fixable"] and f["code"] in HASH_CODES and f["stage"] != "parent"), None
+        (f for f in failing if not f["fixable"] and RULES[f["code"]].shows_hash and f["stage"] != "parent"), None
     )
     if explain is not None:
         lines.append(f"explain: {ctx.diff_command} {explain['run_id']}")
