@@ -13,7 +13,7 @@ from typing import Any
 from hpohash.hashing import CAUSE_V1, CAUSE_V2, recognise_trial_hash_on
 from hpohash.plan import Conflict, Plan, champion, choose_schema, expected_trial_hash, study_cause
 from hpohash.records import RunRecord
-from hpohash.rules import ERROR, RULES, WARNING
+from hpohash.rules import ERROR, RULES
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.text import shorten
@@ -432,54 +432,6 @@ def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
         f"champion trial ({metric} {direction}: {best.metrics[metric]:g}) resolves to no refit run "
         "(no refit links it or shares its trial hash)",
     )
-
-
-def summarise(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
-    errors = sum(1 for f in findings if f.severity == ERROR)
-    warnings = sum(1 for f in findings if f.severity == WARNING)
-    skipped = {} if scope.skipped_studies is None else {"studies_skipped": scope.skipped_studies}
-    return {
-        **skipped,  # only with --since: the shape of a full verify is unchanged
-        "studies": len(scope.studies),
-        "parents": len(scope.studies),
-        "trials": sum(len(s.trials) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == TRIAL),
-        "refits": sum(len(s.refits) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == REFIT),
-        "errors": errors,
-        "warnings": warnings,
-        "ok": errors == 0,
-    }
-
-
-def verify_report(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
-    """The ``hpohash.verify/1`` object every renderer draws from."""
-    per_study: dict[str, list[Finding]] = {}
-    for f in findings:
-        per_study.setdefault(f.parent_run_id or "", []).append(f)
-    studies = []
-    for s in scope.studies:
-        fs = per_study.get(s.parent.run_id, [])
-        studies.append(
-            {
-                "parent_run_id": s.parent.run_id,
-                "model": s.model,
-                "model_source": s.model_source,
-                "study_key_hash": s.stored_hash,
-                "recomputed_study_key_hash": s.recomputed_hash,
-                "config_source": s.config_origin.as_dict() if s.config_origin else None,
-                "trials": len(s.trials),
-                "refits": len(s.refits),
-                "errors": sum(1 for f in fs if f.severity == ERROR),
-                "warnings": sum(1 for f in fs if f.severity == WARNING),
-            }
-        )
-    return {
-        "schema": "hpohash.verify/1",
-        "tracking_uri": scope.tracking_uri,
-        "experiments": [e.name for e in scope.experiments],
-        "summary": summarise(scope, findings),
-        "studies": studies,
-        "findings": FindingDicts(findings),
-    }
 
 
 def remaining_conflicts(findings: list[Finding], plan: Plan) -> tuple[Conflict, ...]:

@@ -59,7 +59,7 @@ def test_each_format_implements_the_renderer_interface() -> None:
         module = importlib.import_module(f"hpohash.render.{name}")
         assert [f for f in RENDER_FUNCTIONS if not callable(getattr(module, f, None))] == [], name
     for name in ("github", "junit"):  # CI formats: verify only
-        assert callable(importlib.import_module(f"hpohash.render.{name}").render_verify)
+        assert callable(importlib.import_module(f"hpohash.render.{name}").format_verify)
 
 
 def test_rules_command_lists_the_catalogue(run_cli) -> None:
