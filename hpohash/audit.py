@@ -149,9 +149,9 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
     reg = scope.registry
     parent = study.parent
     pid = parent.run_id
-    hashes = study.hashes
+    hashes = study.config_hashes
     stored = study.stored_hash
-    recomputed = study.recomputed_hash
+    recomputed = study.recomputed_study_hash
 
     # -- configs
     refit_ids = {r.run_id for r in study.refits}
@@ -238,7 +238,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
                 out.add("HH103", parent, PARENT, pid, f"parent {reg.key(name)} {state}", expected=value, actual=current)
     _check_output_dir(study, parent, PARENT, out)
 
-    ref = study.reference_hash
+    ref = study.expected_member_hash
     schema = choose_schema(study, reg)
     trial_ids = {t.run_id for t in study.trials}
 
@@ -300,7 +300,7 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
 
 
 def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
-    if study.hashes is None:
+    if study.config_hashes is None:
         return None
     return study.trial_cause(stored, study.canonical_hp(run))
 
@@ -317,7 +317,7 @@ def _check_study_hash(study: Study, run: RunRecord, stage: str, code: str, ref: 
     if ref is None or value == ref:
         return
     cause = study_cause(study, value, strict=False)
-    by_folder = cause == CAUSE_V1 and (study.hashes is None or value not in study.hashes.v1_hashes)
+    by_folder = cause == CAUSE_V1 and (study.config_hashes is None or value not in study.config_hashes.v1_hashes)
     basis = (
         "the parent's v2 tag"
         if study.parent_is_v2
@@ -361,7 +361,7 @@ def _check_refit_trial_hash(
         basis = "the trial key of its own hyperparameters"
         hp = study.canonical_hp(run)
     cause = None
-    if stored and study.hashes:
+    if stored and study.config_hashes:
         cause = study.trial_cause(stored, hp)
     state = "missing" if not stored else "differs from"
     out.add(

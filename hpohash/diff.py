@@ -63,7 +63,7 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
     hp = study.hp(run) if is_member else None
     stored_study = reg.read(run.tags, "study_key_hash")
     stored_trial = reg.read(run.tags, "trial_key_hash") if is_member else None
-    v2 = study.recomputed_hash
+    v2 = study.recomputed_study_hash
     anchor = study.v2_hash  # the parent's 2.0 tag, else the recomputed hash
     recomputed_trial = None
     trial_cause = None
@@ -71,7 +71,7 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
         # the stored trial hash is compared in the generation it was written in ("1.0" or "2.0"); one
         # recognition also says why a wrong one is what it is (v2 is tried first)
         schema = h.recognise_trial_hash_on(stored_trial, anchor, study.canonical_hp(run))
-        if schema is None and study.hashes is not None:
+        if schema is None and study.config_hashes is not None:
             cause, schema = study.recognise_trial(stored_trial, study.canonical_hp(run)) or (None, None)
             trial_cause = None if cause == h.CAUSE_V2 else cause
         recomputed_trial = h.trial_key_hash(anchor, study.canonical_hp(run), schema=schema or "2.0")

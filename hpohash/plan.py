@@ -128,7 +128,7 @@ def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
     stored = reg.read(run.tags, "trial_key_hash")
     if not stored:
         return None
-    if study.hashes is None:
+    if study.config_hashes is None:
         return CAUSE_UNKNOWN  # no configs: a stored value that is not correct cannot be explained
     return study.trial_cause(stored, study.canonical_hp(run))
 
@@ -142,9 +142,9 @@ def study_cause(study: Study, value: str | None, *, strict: bool = True) -> str 
     """
     if not value:
         return None
-    if value == study.v2_hash or (study.hashes is not None and value == study.hashes.study_key_hash):
+    if value == study.v2_hash or (study.config_hashes is not None and value == study.config_hashes.study_key_hash):
         return CAUSE_V2
-    cause = study.hashes.recognise_study_hash(value) if study.hashes is not None else None
+    cause = study.config_hashes.recognise_study_hash(value) if study.config_hashes is not None else None
     if cause in (None, CAUSE_UNKNOWN) and _folder_v1(study, value):
         return CAUSE_V1
     if cause is None and strict:
@@ -185,7 +185,7 @@ def _plan_study(
         )
         return
     schema = choose_schema(study, reg, requested_schema)
-    hashes = study.hashes
+    hashes = study.config_hashes
 
     # Rule 1: the parent.
     pp = _RunPlan(parent, PARENT, reg, force, conflicts)

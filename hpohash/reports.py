@@ -138,7 +138,7 @@ class VerifyReport:
                     model=s.model,
                     model_source=s.model_source,
                     study_key_hash=s.stored_hash,
-                    recomputed_study_key_hash=s.recomputed_hash,
+                    recomputed_study_key_hash=s.recomputed_study_hash,
                     config_source=s.config_origin,
                     trials=len(s.trials),
                     refits=len(s.refits),

@@ -159,7 +159,7 @@ def _findings_tables(out: Console, report: VerifyReport, *, quiet: bool) -> None
         t.add_column("fixable", no_wrap=True)
         for f in fs:
             code = f"[red]{f.code}[/]" if f.severity == "error" else f"[yellow]{f.code}[/] (warning)"
-            t.add_row(f.run_id, code, f.stage, escape(text.brief(f, v2)), "yes" if f.fixable else "no")
+            t.add_row(f.run_id, code, f.stage, escape(text.short_message(f, v2)), "yes" if f.fixable else "no")
         out.print(t)
 
 

@@ -77,7 +77,7 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------ verify
 
 
-def brief(f: Finding, v2: str | None = None) -> str:
+def short_message(f: Finding, v2: str | None = None) -> str:
     """A finding's message without what the line already says (its stage), shortest for the common codes."""
     code, actual, cause = f.code, f.actual, f.cause
     why = f" (cause {cause})" if cause else ""
@@ -132,7 +132,7 @@ def group_findings(report: VerifyReport) -> list[tuple[StudySummary | None, list
 
 def finding_line(f: Finding, v2: str | None = None) -> str:
     """``<run id> HH110 trial  <message> [fixable]``: one line, whatever its length (for pipes and grep)."""
-    return f"{f.run_id} {f.code} {f.stage:<6} {brief(f, v2)}{_tags(f)}"
+    return f"{f.run_id} {f.code} {f.stage:<6} {short_message(f, v2)}{_tags(f)}"
 
 
 def verify_lines(report: VerifyReport, width: int | None, *, quiet: bool = False) -> list[str]:
@@ -155,7 +155,7 @@ def verify_lines(report: VerifyReport, width: int | None, *, quiet: bool = False
         for run in by_run(fs).values():
             lines.append(f"  {run[0].run_id} {run[0].stage}")
             for f in run:
-                lines += wrap(f"{f.code} {brief(f, v2)}{_tags(f)}", width, indent=4, hanging=10)
+                lines += wrap(f"{f.code} {short_message(f, v2)}{_tags(f)}", width, indent=4, hanging=10)
     return lines
 
 
