@@ -112,18 +112,9 @@ class _Collector:
 def audit(scope: Scope, plan: Plan) -> list[Finding]:
     out = _Collector(plan, scope.registry)
     for study in scope.studies:
-        _audit_study(scope, study, plan, out)
+        _audit_study(scope, study, out)
     for orphan in scope.orphans:
-        ref = orphan.parent_ref
-        if not ref:
-            where = "names no parent run"
-        elif ref == orphan.run.run_id:
-            where = "names itself as its parent: a lineage loop"
-        elif ref in scope.index:
-            where = f"names parent {ref}, which is not a study's parent run (a lineage loop or a wrong link)"
-        else:
-            where = f"names parent {ref}, which is not in the scanned experiments"
-        out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
+        _check_orphan(scope, orphan, out)
     return out.items
 
 
@@ -145,15 +136,34 @@ def audit_per_study(scope: Scope) -> list[Finding]:
     return found
 
 
-def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> None:
+def _audit_study(scope: Scope, study: Study, out: _Collector) -> None:
+    """One study's findings, run by run in the order people read them: configs, parent, each trial,
+    each refit, then the champion. Each code is detected in the one function its rule names
+    (``Rule.detected_in``)."""
+    _check_configs(scope, study, out)
+    _check_parent(study, out)
+    _check_output_dir(study, study.parent, PARENT, out)
+    schema = choose_schema(study, scope.registry)
+    for run in study.trials:
+        _check_study_hash(study, run, TRIAL, out)
+        _check_trial_hash(study, run, schema, out)
+        _check_output_dir(study, run, TRIAL, out)
+    trial_ids = {t.run_id for t in study.trials}
+    for run in study.refits:
+        _check_study_hash(study, run, REFIT, out)
+        linked = _check_refit_link(scope, study, run, trial_ids, out)
+        _check_refit_trial_hash(study, run, linked, schema, out)
+        _check_artifact(study, run, out)
+        _check_output_dir(study, run, REFIT, out)
+    _check_champion(scope, study, out)
+
+
+def _check_configs(scope: Scope, study: Study, out: _Collector) -> None:
+    """HH140–HH143: the study's configs and model, reported on its parent (HH141 on the run that logged them)."""
     reg = scope.registry
     parent = study.parent
     pid = parent.run_id
-    hashes = study.config_hashes
     stored = study.stored_hash
-    recomputed = study.recomputed_study_hash
-
-    # -- configs
     refit_ids = {r.run_id for r in study.refits}
     for problem in study.config_problems:
         out.add(
@@ -204,7 +214,15 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             f"there, so the study key may use a longer one; set the {reg.key('backbone')} tag on the parent if it does",
         )
 
-    # -- parent
+
+def _check_parent(study: Study, out: _Collector) -> None:
+    """HH100–HH103: the parent's study hash, schema tag and fingerprints."""
+    reg = out.reg
+    parent = study.parent
+    pid = parent.run_id
+    hashes = study.config_hashes
+    stored = study.stored_hash
+    recomputed = study.recomputed_study_hash
     if not stored:
         out.add("HH100", parent, PARENT, pid, "parent has no study_key_hash", expected=recomputed)
     elif study.schema_tag != V2_SCHEMA_TAG:
@@ -236,67 +254,84 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             if current != value:
                 state = "missing" if current is None else "differs from recomputation"
                 out.add("HH103", parent, PARENT, pid, f"parent {reg.key(name)} {state}", expected=value, actual=current)
-    _check_output_dir(study, parent, PARENT, out)
 
-    ref = study.expected_member_hash
-    schema = choose_schema(study, reg)
-    trial_ids = {t.run_id for t in study.trials}
 
-    # -- trials
-    for run in study.trials:
-        _check_study_hash(study, run, TRIAL, "HH110", ref, out)
-        stored_trial = reg.read(run.tags, "trial_key_hash")
-        if not stored_trial:
-            out.add(
-                "HH111",
-                run,
-                TRIAL,
-                pid,
-                "trial has no trial_key_hash",
-                expected=expected_trial_hash(study, run, reg, schema),
-            )
-        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
-            cause = _trial_cause(study, run, stored_trial)
-            out.add(
-                "HH112",
-                run,
-                TRIAL,
-                pid,
-                f"trial_key_hash is not the trial key of (study v2 hash, its hyperparameters) (cause {cause})"
-                + _mismatch_note(study, run),
-                expected=expected_trial_hash(study, run, reg, schema),
-                actual=stored_trial,
-                cause=cause,
-            )
-        _check_output_dir(study, run, TRIAL, out)
+def _check_trial_hash(study: Study, run: RunRecord, schema: str, out: _Collector) -> None:
+    """HH111, HH112: a trial's own trial hash."""
+    reg = out.reg
+    pid = study.parent.run_id
+    stored_trial = reg.read(run.tags, "trial_key_hash")
+    if not stored_trial:
+        out.add(
+            "HH111",
+            run,
+            TRIAL,
+            pid,
+            "trial has no trial_key_hash",
+            expected=expected_trial_hash(study, run, reg, schema),
+        )
+    elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
+        cause = _trial_cause(study, run, stored_trial)
+        out.add(
+            "HH112",
+            run,
+            TRIAL,
+            pid,
+            f"trial_key_hash is not the trial key of (study v2 hash, its hyperparameters) (cause {cause})"
+            + _mismatch_note(study, run),
+            expected=expected_trial_hash(study, run, reg, schema),
+            actual=stored_trial,
+            cause=cause,
+        )
 
-    # -- refits
-    for run in study.refits:
-        _check_study_hash(study, run, REFIT, "HH120", ref, out)
-        link = reg.read(run.tags, "refit_of_trial_run_id")
-        linked: RunRecord | None = None
-        if not link:
-            out.add("HH121", run, REFIT, pid, f"refit has no {reg.key('refit_of_trial_run_id')}")
-        elif link in trial_ids:
-            linked = scope.index[link]
-        else:
-            why = _why_not(scope, link, "a trial of this study")
-            out.add("HH122", run, REFIT, pid, f"refit link names run {link}, which {why}", actual=link)
-        _check_refit_trial_hash(study, run, linked, schema, out)
-        available = reg.read(run.tags, "artifact_available")
-        if (available or "").strip().lower() != "true":
-            out.add(
-                "HH124",
-                run,
-                REFIT,
-                pid,
-                f"refit {reg.key('artifact_available')} is {available!r}, not 'true': no checkpoint to acquire",
-                expected="true",
-                actual=available,
-            )
-        _check_output_dir(study, run, REFIT, out)
 
-    _check_champion(scope, study, out)
+def _check_refit_link(
+    scope: Scope, study: Study, run: RunRecord, trial_ids: set[str], out: _Collector
+) -> RunRecord | None:
+    """HH121, HH122: a refit's link to its trial; returns the linked trial when the link is good."""
+    reg = out.reg
+    pid = study.parent.run_id
+    link = reg.read(run.tags, "refit_of_trial_run_id")
+    linked: RunRecord | None = None
+    if not link:
+        out.add("HH121", run, REFIT, pid, f"refit has no {reg.key('refit_of_trial_run_id')}")
+    elif link in trial_ids:
+        linked = scope.index[link]
+    else:
+        why = _why_not(scope, link, "a trial of this study")
+        out.add("HH122", run, REFIT, pid, f"refit link names run {link}, which {why}", actual=link)
+    return linked
+
+
+def _check_artifact(study: Study, run: RunRecord, out: _Collector) -> None:
+    """HH124: a refit's checkpoint is there."""
+    reg = out.reg
+    pid = study.parent.run_id
+    available = reg.read(run.tags, "artifact_available")
+    if (available or "").strip().lower() != "true":
+        out.add(
+            "HH124",
+            run,
+            REFIT,
+            pid,
+            f"refit {reg.key('artifact_available')} is {available!r}, not 'true': no checkpoint to acquire",
+            expected="true",
+            actual=available,
+        )
+
+
+def _check_orphan(scope: Scope, orphan: Any, out: _Collector) -> None:
+    """HH150: a trial or refit whose parent is not a study's parent in scope."""
+    ref = orphan.parent_ref
+    if not ref:
+        where = "names no parent run"
+    elif ref == orphan.run.run_id:
+        where = "names itself as its parent: a lineage loop"
+    elif ref in scope.index:
+        where = f"names parent {ref}, which is not a study's parent run (a lineage loop or a wrong link)"
+    else:
+        where = f"names parent {ref}, which is not in the scanned experiments"
+    out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
 
 
 def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
@@ -312,7 +347,10 @@ def _mismatch_note(study: Study, run: RunRecord) -> str:
     return ""
 
 
-def _check_study_hash(study: Study, run: RunRecord, stage: str, code: str, ref: str | None, out: _Collector) -> None:
+def _check_study_hash(study: Study, run: RunRecord, stage: str, out: _Collector) -> None:
+    """HH110 (trial), HH120 (refit): the run's study hash is the one its study's members should carry."""
+    code = "HH110" if stage == TRIAL else "HH120"
+    ref = study.expected_member_hash
     value = out.reg.read(run.tags, "study_key_hash")
     if ref is None or value == ref:
         return

@@ -2,8 +2,8 @@
 explanation, hints and fixing tags live. Findings are built from it, the planner marks what each
 planned change fixes from it, verify's summary hints from it, ``hpohash rules`` prints it, ``--select``
 checks codes against it, and the README's code table is generated from it (a test fails when they
-differ). Adding a rule: an entry here, its detection in ``audit.py`` and its cases file
-(tests/cases/HHxxx.yaml).
+differ). Adding a rule: an entry here, its detection in the ``audit.py`` function it names
+(``detected_in``) and its cases file (tests/cases/HHxxx.yaml).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ class Rule:
     example: str
     #: a few words for ``--statistics`` and narrow layouts
     short: str = ""
+    #: the function of ``hpohash.audit`` that detects it (the one place: a test holds the code to it)
+    detected_in: str = ""
     #: what a person does when backfill does not fix it (verify's summary says it per code)
     hint: str = ""
     #: the finding's message shows a hash: verify suggests ``hpohash diff`` on such a run
@@ -69,6 +71,7 @@ _RULES = (
         "Every trial and refit is anchored on its parent's study hash; a parent without one anchors nothing.",
         "parent 3f2a… has no code.study_key_hash; configs found → backfill writes their v2 hash",
         short="parent has no study_key_hash",
+        detected_in="_check_parent",
         hint="no v2 hash to write: give the study's configs (--config-dir)",
         fixed_by=((PARENT, "study_key_hash"),),
     ),
@@ -82,6 +85,7 @@ _RULES = (
         "from its configs.",
         "parent tagged 1.0 with its v1 hash 7dab…; configs reproduce it as v1 → upgraded to v2 3cd5…",
         short="parent schema tag missing or not 2.0",
+        detected_in="_check_parent",
         hint="no v2 hash to write: give the study's configs (--config-dir)",
         fixed_by=((PARENT, "study_key_hash"), (PARENT, "key_schema_version")),
     ),
@@ -94,6 +98,7 @@ _RULES = (
         "configs are not the ones it was hashed from (cause names the variant when one fits).",
         "parent 2.0-tagged 9eeb…, its config/ artifacts give 13db… (cause seed-eval)",
         short="parent v2 tag differs from its configs' v2 hash",
+        detected_in="_check_parent",
         hint="the parent's 2.0 tag stays the source of truth: check its configs",
     ),
     Rule(
@@ -103,6 +108,7 @@ _RULES = (
         "its hash should carry theirs.",
         "parent has no code.fingerprint.eval → backfill writes a2a6…",
         short="parent fingerprint tags missing or differ",
+        detected_in="_check_parent",
         hint="no configs to recompute the fingerprints from (--config-dir)",
         fixed_by=((PARENT, "data_fingerprint"), (PARENT, "eval_fingerprint")),
     ),
@@ -113,6 +119,7 @@ _RULES = (
         "one — or it cannot be grouped with its study (cause names why it differs: v1, seed-eval, unknown).",
         "trial on the v1 hash 7dab… of a study whose parent is tagged 2.0 with 3cd5… (cause v1)",
         short="trial study_key_hash is not the study's v2 hash",
+        detected_in="_check_study_hash",
         hint="stored hash of unknown provenance: check it, then backfill --force",
         shows_hash=True,
         fixed_by=((TRIAL, "study_key_hash"),),
@@ -123,6 +130,7 @@ _RULES = (
         "Refits are linked to trials by trial hash; a trial without one cannot be found.",
         "trial 12 has no code.trial_key_hash → backfill writes H(trial key)",
         short="trial has no trial_key_hash",
+        detected_in="_check_trial_hash",
         hint="no v2 hash to anchor it on: give the study's configs (--config-dir)",
         shows_hash=True,
         fixed_by=((TRIAL, "trial_key_hash"),),
@@ -134,6 +142,7 @@ _RULES = (
         "anything else was computed on another anchor (cause v1, folder8, seed-eval) or is unknown.",
         "trial hash computed on the v1 study hash (cause v1)",
         short="trial trial_key_hash is not its v2 trial key",
+        detected_in="_check_trial_hash",
         hint="stored hash of unknown provenance: check it, then backfill --force",
         shows_hash=True,
         fixed_by=((TRIAL, "trial_key_hash"),),
@@ -145,6 +154,7 @@ _RULES = (
         "formula; the parent's `study-<8 hex>` folder (the v1 prefix) is the store's own evidence of that.",
         "refit on 6eab… while its parent is tagged 2.0 with 13db… (cause v1, by the study folder study-6eabf219)",
         short="refit study_key_hash is not the study's v2 hash",
+        detected_in="_check_study_hash",
         hint="stored hash of unknown provenance: check it, then backfill --force",
         shows_hash=True,
         fixed_by=((REFIT, "study_key_hash"),),
@@ -155,6 +165,7 @@ _RULES = (
         "Without the link the refit's checkpoint cannot be traced to the trial it retrained.",
         "refit without a link; exactly one trial has its trial number 1 → linked",
         short="refit has no link to its trial",
+        detected_in="_check_refit_link",
         hint="no single trial matches the refit: set code.refit.of_trial_run_id by hand",
         fixed_by=((REFIT, "refit_of_trial_run_id"),),
     ),
@@ -165,6 +176,7 @@ _RULES = (
         "A dangling link is as bad as none, and worse for being trusted.",
         "code.refit.of_trial_run_id names a deleted run",
         short="refit link names no trial of the study",
+        detected_in="_check_refit_link",
         hint="no single trial matches the refit: set code.refit.of_trial_run_id by hand",
         fixed_by=((REFIT, "refit_of_trial_run_id"),),
     ),
@@ -176,6 +188,7 @@ _RULES = (
         "8-character study folder (cause folder8).",
         "refit trial hash on the folder study-7dab3623 (cause folder8)",
         short="refit trial_key_hash differs from its trial's",
+        detected_in="_check_refit_trial_hash",
         hint="stored hash of unknown provenance: check it, then backfill --force",
         shows_hash=True,
         fixed_by=((REFIT, "trial_key_hash"),),
@@ -186,6 +199,7 @@ _RULES = (
         "The refit is where the champion checkpoint lives; backfill never invents that it exists.",
         "code.artifact.available = 'false'",
         short="refit artifact not available",
+        detected_in="_check_artifact",
         hint="the refit has no checkpoint; backfill never sets code.artifact.available",
     ),
     Rule(
@@ -197,6 +211,7 @@ _RULES = (
         "study sends users to a checkpoint that is not there.",
         "parent's code.refit_run_id = ffff…, which does not exist in the scanned experiments",
         short="parent's refit record names no refit of the study",
+        detected_in="_check_champion",
     ),
     Rule(
         "HH130", ERROR,
@@ -206,6 +221,7 @@ _RULES = (
         "Champion checkpoints are found through the refit that retrained the best trial.",
         "best trial (macro-f1 maximize: 0.85) has no refit linking it or sharing its trial hash",
         short="champion trial resolves to no refit",
+        detected_in="_check_champion",
         hint="the champion trial needs a refit run (or a refit linked to it)",
         fixed_by=((REFIT, "refit_of_trial_run_id"),),
         fixed_through_link=True,
@@ -217,6 +233,7 @@ _RULES = (
         "stored hash, and only what the store itself proves (the study folder) names causes.",
         "no config artifacts and no --config-dir",
         short="configs not found",
+        detected_in="_check_configs",
         hint="give the study's configs (--config-dir) or the model (--model)",
     ),
     Rule(
@@ -225,6 +242,7 @@ _RULES = (
         "A config that exists but cannot be read is not silently skipped: someone logged it for a reason.",
         "run 3f2a… artifact config/hpo.yaml: malformed YAML",
         short="config artifact malformed",
+        detected_in="_check_configs",
         hint="fix or re-log the config artifact named in the finding",
     ),
     Rule(
@@ -236,6 +254,7 @@ _RULES = (
         "nearest candidate and what the parent's fingerprint tags say narrow down where they differ.",
         "none of 8 candidates reproduces it; nearest: config/data/resume_v1.yaml, … (eval fingerprint differs)",
         short="no config candidate reproduces the parent hash",
+        detected_in="_check_configs",
         hint="none of the configs reproduces the parent's hash: see the nearest candidate",
     ),
     Rule(
@@ -246,6 +265,7 @@ _RULES = (
         "recomputed hashes will not match until the backbone tag or --model says it.",
         "model 'distilbert' from tag:code.model (parent; shortened name)",
         short="model from the shortened code.model tag",
+        detected_in="_check_configs",
     ),
     Rule(
         "HH150", WARNING, "trial or refit whose parent cannot be found in scope",
@@ -254,6 +274,7 @@ _RULES = (
         "the parent's experiment with another -e.",
         "trial names parent 9b1c…, which is not in the scanned experiments",
         short="parent not in scope",
+        detected_in="_check_orphan",
         hint="add the parent's experiment (-e) to the scope",
     ),
     Rule(
@@ -264,6 +285,7 @@ _RULES = (
         "tag is left alone and only reported.",
         "code.output_dir …/study-6eabf219, v2 prefix study-13dbd752",
         short="output_dir folder is not the v2 prefix",
+        detected_in="_check_output_dir",
         hint="the folder name is history; nothing to write",
     ),
 )  # fmt: skip

@@ -87,3 +87,18 @@ def test_a_rule_owns_its_fix_and_hint() -> None:
     assert fixed_codes("refit", "refit_of_trial_run_id", links_here=True) == ("HH121", "HH122", "HH130")
     assert fixed_codes("refit", "data_fingerprint") == ()  # a companion copied from the parent fixes nothing
     assert [c for c, r in RULES.items() if not r.hint] == ["HH125", "HH143"]  # verify says "see the finding"
+
+
+def test_each_code_is_detected_in_the_one_function_its_rule_names() -> None:
+    import ast
+
+    import hpohash.audit
+
+    tree = ast.parse(Path(hpohash.audit.__file__).read_text(encoding="utf-8"))
+    found: dict[str, set[str]] = {}
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in RULES:
+                    found.setdefault(node.value, set()).add(fn.name)
+    assert found == {code: {rule.detected_in} for code, rule in RULES.items()}
