@@ -353,4 +353,4 @@ def diff(
             raise UsageError(f"run '{run_a}' names no parent run that exists")
         side_p = load_run_side(tracking, registry, parent_id, sources=sources)
         b = parent_side_for(side_from_run(side_p, registry, f"parent {parent_id}"), side_p, side_a, a)
-    return DiffReport(diff_report(a, b))
+    return diff_report(a, b)

@@ -13,7 +13,7 @@ from typing import Any
 from hpohash.hashing import CAUSE_V1, CAUSE_V2, recognise_trial_hash_on
 from hpohash.plan import Conflict, Plan, champion, choose_schema, expected_trial_hash, study_cause
 from hpohash.records import RunRecord
-from hpohash.rules import ERROR, RULES, WARNING
+from hpohash.rules import ERROR, RULES
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.text import shorten
@@ -81,8 +81,8 @@ class _Collector:
         fixes: dict[str, set[str]] = {}
         for c in plan.changes:
             for code in c.fixes:
-                # HH130 is a finding on the champion trial, fixed by the link written on a refit
-                fixes.setdefault(c.new if code == "HH130" else c.run_id, set()).add(code)
+                # a finding fixed through a link (HH130, on the champion trial) is on the run linked to
+                fixes.setdefault(c.new if RULES[code].fixed_through_link else c.run_id, set()).add(code)
         # one frozenset per distinct set of codes (all legacy trials share one): small at 100,000 runs
         shared: dict[frozenset[str], frozenset[str]] = {}
         self.fixes = {rid: shared.setdefault(frozenset(k), frozenset(k)) for rid, k in fixes.items()}
@@ -112,18 +112,9 @@ class _Collector:
 def audit(scope: Scope, plan: Plan) -> list[Finding]:
     out = _Collector(plan, scope.registry)
     for study in scope.studies:
-        _audit_study(scope, study, plan, out)
+        _audit_study(scope, study, out)
     for orphan in scope.orphans:
-        ref = orphan.parent_ref
-        if not ref:
-            where = "names no parent run"
-        elif ref == orphan.run.run_id:
-            where = "names itself as its parent: a lineage loop"
-        elif ref in scope.index:
-            where = f"names parent {ref}, which is not a study's parent run (a lineage loop or a wrong link)"
-        else:
-            where = f"names parent {ref}, which is not in the scanned experiments"
-        out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
+        _check_orphan(scope, orphan, out)
     return out.items
 
 
@@ -145,15 +136,34 @@ def audit_per_study(scope: Scope) -> list[Finding]:
     return found
 
 
-def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> None:
+def _audit_study(scope: Scope, study: Study, out: _Collector) -> None:
+    """One study's findings, run by run in the order people read them: configs, parent, each trial,
+    each refit, then the champion. Each code is detected in the one function its rule names
+    (``Rule.detected_in``)."""
+    _check_configs(scope, study, out)
+    _check_parent(study, out)
+    _check_output_dir(study, study.parent, PARENT, out)
+    schema = choose_schema(study, scope.registry)
+    for run in study.trials:
+        _check_study_hash(study, run, TRIAL, out)
+        _check_trial_hash(study, run, schema, out)
+        _check_output_dir(study, run, TRIAL, out)
+    trial_ids = {t.run_id for t in study.trials}
+    for run in study.refits:
+        _check_study_hash(study, run, REFIT, out)
+        linked = _check_refit_link(scope, study, run, trial_ids, out)
+        _check_refit_trial_hash(study, run, linked, schema, out)
+        _check_artifact(study, run, out)
+        _check_output_dir(study, run, REFIT, out)
+    _check_champion(scope, study, out)
+
+
+def _check_configs(scope: Scope, study: Study, out: _Collector) -> None:
+    """HH140–HH143: the study's configs and model, reported on its parent (HH141 on the run that logged them)."""
     reg = scope.registry
     parent = study.parent
     pid = parent.run_id
-    hashes = study.hashes
     stored = study.stored_hash
-    recomputed = study.recomputed_hash
-
-    # -- configs
     refit_ids = {r.run_id for r in study.refits}
     for problem in study.config_problems:
         out.add(
@@ -204,7 +214,15 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             f"there, so the study key may use a longer one; set the {reg.key('backbone')} tag on the parent if it does",
         )
 
-    # -- parent
+
+def _check_parent(study: Study, out: _Collector) -> None:
+    """HH100–HH103: the parent's study hash, schema tag and fingerprints."""
+    reg = out.reg
+    parent = study.parent
+    pid = parent.run_id
+    hashes = study.config_hashes
+    stored = study.stored_hash
+    recomputed = study.recomputed_study_hash
     if not stored:
         out.add("HH100", parent, PARENT, pid, "parent has no study_key_hash", expected=recomputed)
     elif study.schema_tag != V2_SCHEMA_TAG:
@@ -236,71 +254,88 @@ def _audit_study(scope: Scope, study: Study, plan: Plan, out: _Collector) -> Non
             if current != value:
                 state = "missing" if current is None else "differs from recomputation"
                 out.add("HH103", parent, PARENT, pid, f"parent {reg.key(name)} {state}", expected=value, actual=current)
-    _check_output_dir(study, parent, PARENT, out)
 
-    ref = study.reference_hash
-    schema = choose_schema(study, reg)
-    trial_ids = {t.run_id for t in study.trials}
 
-    # -- trials
-    for run in study.trials:
-        _check_study_hash(study, run, TRIAL, "HH110", ref, out)
-        stored_trial = reg.read(run.tags, "trial_key_hash")
-        if not stored_trial:
-            out.add(
-                "HH111",
-                run,
-                TRIAL,
-                pid,
-                "trial has no trial_key_hash",
-                expected=expected_trial_hash(study, run, reg, schema),
-            )
-        elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
-            cause = _trial_cause(study, run, stored_trial)
-            out.add(
-                "HH112",
-                run,
-                TRIAL,
-                pid,
-                f"trial_key_hash is not the trial key of (study v2 hash, its hyperparameters) (cause {cause})"
-                + _mismatch_note(study, run),
-                expected=expected_trial_hash(study, run, reg, schema),
-                actual=stored_trial,
-                cause=cause,
-            )
-        _check_output_dir(study, run, TRIAL, out)
+def _check_trial_hash(study: Study, run: RunRecord, schema: str, out: _Collector) -> None:
+    """HH111, HH112: a trial's own trial hash."""
+    reg = out.reg
+    pid = study.parent.run_id
+    stored_trial = reg.read(run.tags, "trial_key_hash")
+    if not stored_trial:
+        out.add(
+            "HH111",
+            run,
+            TRIAL,
+            pid,
+            "trial has no trial_key_hash",
+            expected=expected_trial_hash(study, run, reg, schema),
+        )
+    elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
+        cause = _trial_cause(study, run, stored_trial)
+        out.add(
+            "HH112",
+            run,
+            TRIAL,
+            pid,
+            f"trial_key_hash is not the trial key of (study v2 hash, its hyperparameters) (cause {cause})"
+            + _mismatch_note(study, run),
+            expected=expected_trial_hash(study, run, reg, schema),
+            actual=stored_trial,
+            cause=cause,
+        )
 
-    # -- refits
-    for run in study.refits:
-        _check_study_hash(study, run, REFIT, "HH120", ref, out)
-        link = reg.read(run.tags, "refit_of_trial_run_id")
-        linked: RunRecord | None = None
-        if not link:
-            out.add("HH121", run, REFIT, pid, f"refit has no {reg.key('refit_of_trial_run_id')}")
-        elif link in trial_ids:
-            linked = scope.index[link]
-        else:
-            why = _why_not(scope, link, "a trial of this study")
-            out.add("HH122", run, REFIT, pid, f"refit link names run {link}, which {why}", actual=link)
-        _check_refit_trial_hash(study, run, linked, schema, out)
-        available = reg.read(run.tags, "artifact_available")
-        if (available or "").strip().lower() != "true":
-            out.add(
-                "HH124",
-                run,
-                REFIT,
-                pid,
-                f"refit {reg.key('artifact_available')} is {available!r}, not 'true': no checkpoint to acquire",
-                expected="true",
-                actual=available,
-            )
-        _check_output_dir(study, run, REFIT, out)
 
-    _check_champion(scope, study, out)
+def _check_refit_link(
+    scope: Scope, study: Study, run: RunRecord, trial_ids: set[str], out: _Collector
+) -> RunRecord | None:
+    """HH121, HH122: a refit's link to its trial; returns the linked trial when the link is good."""
+    reg = out.reg
+    pid = study.parent.run_id
+    link = reg.read(run.tags, "refit_of_trial_run_id")
+    linked: RunRecord | None = None
+    if not link:
+        out.add("HH121", run, REFIT, pid, f"refit has no {reg.key('refit_of_trial_run_id')}")
+    elif link in trial_ids:
+        linked = scope.index[link]
+    else:
+        why = _why_not(scope, link, "a trial of this study")
+        out.add("HH122", run, REFIT, pid, f"refit link names run {link}, which {why}", actual=link)
+    return linked
+
+
+def _check_artifact(study: Study, run: RunRecord, out: _Collector) -> None:
+    """HH124: a refit's checkpoint is there."""
+    reg = out.reg
+    pid = study.parent.run_id
+    available = reg.read(run.tags, "artifact_available")
+    if (available or "").strip().lower() != "true":
+        out.add(
+            "HH124",
+            run,
+            REFIT,
+            pid,
+            f"refit {reg.key('artifact_available')} is {available!r}, not 'true': no checkpoint to acquire",
+            expected="true",
+            actual=available,
+        )
+
+
+def _check_orphan(scope: Scope, orphan: Any, out: _Collector) -> None:
+    """HH150: a trial or refit whose parent is not a study's parent in scope."""
+    ref = orphan.parent_ref
+    if not ref:
+        where = "names no parent run"
+    elif ref == orphan.run.run_id:
+        where = "names itself as its parent: a lineage loop"
+    elif ref in scope.index:
+        where = f"names parent {ref}, which is not a study's parent run (a lineage loop or a wrong link)"
+    else:
+        where = f"names parent {ref}, which is not in the scanned experiments"
+    out.add("HH150", orphan.run, orphan.role, ref, f"{orphan.role} {where}")
 
 
 def _trial_cause(study: Study, run: RunRecord, stored: str) -> str | None:
-    if study.hashes is None:
+    if study.config_hashes is None:
         return None
     return study.trial_cause(stored, study.canonical_hp(run))
 
@@ -312,12 +347,15 @@ def _mismatch_note(study: Study, run: RunRecord) -> str:
     return ""
 
 
-def _check_study_hash(study: Study, run: RunRecord, stage: str, code: str, ref: str | None, out: _Collector) -> None:
+def _check_study_hash(study: Study, run: RunRecord, stage: str, out: _Collector) -> None:
+    """HH110 (trial), HH120 (refit): the run's study hash is the one its study's members should carry."""
+    code = "HH110" if stage == TRIAL else "HH120"
+    ref = study.expected_member_hash
     value = out.reg.read(run.tags, "study_key_hash")
     if ref is None or value == ref:
         return
     cause = study_cause(study, value, strict=False)
-    by_folder = cause == CAUSE_V1 and (study.hashes is None or value not in study.hashes.v1_hashes)
+    by_folder = cause == CAUSE_V1 and (study.config_hashes is None or value not in study.config_hashes.v1_hashes)
     basis = (
         "the parent's v2 tag"
         if study.parent_is_v2
@@ -361,7 +399,7 @@ def _check_refit_trial_hash(
         basis = "the trial key of its own hyperparameters"
         hp = study.canonical_hp(run)
     cause = None
-    if stored and study.hashes:
+    if stored and study.config_hashes:
         cause = study.trial_cause(stored, hp)
     state = "missing" if not stored else "differs from"
     out.add(
@@ -432,54 +470,6 @@ def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
         f"champion trial ({metric} {direction}: {best.metrics[metric]:g}) resolves to no refit run "
         "(no refit links it or shares its trial hash)",
     )
-
-
-def summarise(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
-    errors = sum(1 for f in findings if f.severity == ERROR)
-    warnings = sum(1 for f in findings if f.severity == WARNING)
-    skipped = {} if scope.skipped_studies is None else {"studies_skipped": scope.skipped_studies}
-    return {
-        **skipped,  # only with --since: the shape of a full verify is unchanged
-        "studies": len(scope.studies),
-        "parents": len(scope.studies),
-        "trials": sum(len(s.trials) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == TRIAL),
-        "refits": sum(len(s.refits) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == REFIT),
-        "errors": errors,
-        "warnings": warnings,
-        "ok": errors == 0,
-    }
-
-
-def verify_report(scope: Scope, findings: list[Finding]) -> dict[str, Any]:
-    """The ``hpohash.verify/1`` object every renderer draws from."""
-    per_study: dict[str, list[Finding]] = {}
-    for f in findings:
-        per_study.setdefault(f.parent_run_id or "", []).append(f)
-    studies = []
-    for s in scope.studies:
-        fs = per_study.get(s.parent.run_id, [])
-        studies.append(
-            {
-                "parent_run_id": s.parent.run_id,
-                "model": s.model,
-                "model_source": s.model_source,
-                "study_key_hash": s.stored_hash,
-                "recomputed_study_key_hash": s.recomputed_hash,
-                "config_source": s.config_origin.as_dict() if s.config_origin else None,
-                "trials": len(s.trials),
-                "refits": len(s.refits),
-                "errors": sum(1 for f in fs if f.severity == ERROR),
-                "warnings": sum(1 for f in fs if f.severity == WARNING),
-            }
-        )
-    return {
-        "schema": "hpohash.verify/1",
-        "tracking_uri": scope.tracking_uri,
-        "experiments": [e.name for e in scope.experiments],
-        "summary": summarise(scope, findings),
-        "studies": studies,
-        "findings": FindingDicts(findings),
-    }
 
 
 def remaining_conflicts(findings: list[Finding], plan: Plan) -> tuple[Conflict, ...]:

@@ -10,7 +10,7 @@ import json
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from hpohash.errors import (
     HpohashError,
     UsageError,
 )
+from hpohash.render import write_text
 from hpohash.text import parse_since
 
 FORMATS = ("table", "json", "markdown")
@@ -333,7 +334,7 @@ def hash_cmd(
         hyperparameters=_parse_hyperparameters(hyperparameters),
         trial_key_schema=trial_key_schema,
     )
-    _renderer(fmt).render_hash(report, show_key=show_key)
+    write_text(_renderer(fmt).format_hash(report, show_key=show_key))
     return 0
 
 
@@ -454,13 +455,11 @@ def _command(*argv: str) -> str:
     return " ".join(["hpohash", *(shlex.quote(a) for a in argv)])
 
 
-def _write_output(path: str, render: Callable[[], None]) -> None:
-    """``-o FILE``: the renderer writes to the file instead of stdout."""
-    import contextlib
-
+def _write_output(path: str, text: str | Iterable[str]) -> None:
+    """``-o FILE``: what the renderer returned goes to the file instead of stdout."""
     try:
-        with open(path, "w", encoding="utf-8") as fh, contextlib.redirect_stdout(fh):
-            render()
+        with open(path, "w", encoding="utf-8") as fh:
+            write_text(text, fh)
     except OSError as exc:
         raise UsageError(f"-o {path}: {exc.strerror or exc}") from exc
 
@@ -561,7 +560,6 @@ def verify_cmd(
     if store.tags_config:
         store_argv += ["--tags-config", store.tags_config]
     ctx = VerifyContext(
-        runs=report.checked,
         backfill_command=_command("backfill", *argv, "--dry-run"),
         diff_command=_command("diff", *store_argv),
         statistics=statistics,
@@ -570,10 +568,13 @@ def verify_cmd(
     )
     renderer = _renderer(fmt)
     if output:
-        _write_output(output, lambda: renderer.render_verify(report, quiet=quiet, ctx=ctx))
-        _renderer("table").render_verify_summary(report, ctx)
+        _write_output(output, renderer.format_verify(report, ctx, quiet=quiet))
+        write_text(_renderer("table").format_verify_summary(report, ctx))
     else:
-        renderer.render_verify(report, quiet=quiet, ctx=ctx)
+        write_text(renderer.format_verify(report, ctx, quiet=quiet))
+    if fmt == "github" and os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as fh:
+            fh.write(renderer.step_summary(report, ctx))
     return 1 if not report.ok or (strict and report.summary.warnings) else 0
 
 
@@ -654,7 +655,7 @@ def backfill_cmd(
 
     def ask(summary: str) -> bool:
         if fmt == "table":
-            renderer.render_backfill(BackfillReport(plan, dry_run=True), preview=True, ctx=ctx)
+            write_text(renderer.format_backfill(BackfillReport(plan, dry_run=True), ctx, preview=True))
         return click.confirm(f"Write {summary}?", default=False, err=True)
 
     if dry_run or not plan.changes:
@@ -664,7 +665,7 @@ def backfill_cmd(
             report = api.apply(
                 plan, journal=journal_path, workers=workers, progress=progress, confirm=api.confirmation(yes, ask)
             )
-    renderer.render_backfill(report, ctx=ctx)
+    write_text(renderer.format_backfill(report, ctx))
     result = report.result
     if result is not None and result.backend_failed:
         return 3
@@ -712,7 +713,7 @@ def undo_cmd(
 
     def preview(report: Any) -> None:
         if fmt == "table":
-            renderer.render_undo(report, preview=True)
+            write_text(renderer.format_undo(report, preview=True))
 
     def ask(summary: str) -> bool:
         return click.confirm(f"Write {summary}?", default=False, err=True)
@@ -726,7 +727,7 @@ def undo_cmd(
         confirm=api.confirmation(yes, ask),
         preview=preview,
     )
-    renderer.render_undo(report)
+    write_text(renderer.format_undo(report))
     result = report.result
     if result is not None and result.backend_failed:
         return 3
@@ -797,7 +798,7 @@ def diff_cmd(
         tags_config=tags_config,
         warn=_warn,
     )
-    _renderer(fmt).render_diff(report.as_dict())
+    write_text(_renderer(fmt).format_diff(report))
     return 0 if report.ok else 1
 
 
@@ -825,7 +826,7 @@ def rules_cmd(code: str | None, fmt: str, quiet: bool, verbose: bool) -> int:
         rules = [RULES[wanted]]
     else:
         rules = list(RULES.values())
-    _renderer(fmt).render_rules(rules, detail=code is not None)
+    write_text(_renderer(fmt).format_rules(rules, detail=code is not None))
     return 0
 
 
@@ -848,7 +849,7 @@ def demo_cmd(tracking_uri: str | None, fmt: str, quiet: bool, verbose: bool) -> 
     created = write_demo(tracking)
     created["tracking_uri"] = tracking.display_uri
     created["experiment"] = EXPERIMENT
-    _renderer(fmt).render_demo(created)
+    write_text(_renderer(fmt).format_demo(created))
     return 0
 
 

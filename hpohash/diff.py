@@ -16,6 +16,7 @@ from hpohash.classify import REFIT, TRIAL
 from hpohash.configs import ConfigSet
 from hpohash.loading import RunSide
 from hpohash.plan import study_cause
+from hpohash.reports import Difference, DiffReport, DiffSide
 from hpohash.tags import TagRegistry
 
 ABSENT = "<absent>"
@@ -62,7 +63,7 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
     hp = study.hp(run) if is_member else None
     stored_study = reg.read(run.tags, "study_key_hash")
     stored_trial = reg.read(run.tags, "trial_key_hash") if is_member else None
-    v2 = study.recomputed_hash
+    v2 = study.recomputed_study_hash
     anchor = study.v2_hash  # the parent's 2.0 tag, else the recomputed hash
     recomputed_trial = None
     trial_cause = None
@@ -70,7 +71,7 @@ def side_from_run(side: RunSide, reg: TagRegistry, label: str) -> Side:
         # the stored trial hash is compared in the generation it was written in ("1.0" or "2.0"); one
         # recognition also says why a wrong one is what it is (v2 is tried first)
         schema = h.recognise_trial_hash_on(stored_trial, anchor, study.canonical_hp(run))
-        if schema is None and study.hashes is not None:
+        if schema is None and study.config_hashes is not None:
             cause, schema = study.recognise_trial(stored_trial, study.canonical_hp(run)) or (None, None)
             trial_cause = None if cause == h.CAUSE_V2 else cause
         recomputed_trial = h.trial_key_hash(anchor, study.canonical_hp(run), schema=schema or "2.0")
@@ -140,7 +141,7 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> list[Difference]:
     if a is None or b is None:
         return []
     if "hyperparameters" not in a or "hyperparameters" not in b:
@@ -153,7 +154,7 @@ def differences(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> lis
         if (va is ABSENT and _has_children(fa, path)) or (vb is ABSENT and _has_children(fb, path)):
             continue  # an empty mapping on one side against fields on the other: the fields' rows say it
         if va != vb or type(va) is not type(vb):
-            out.append({"path": path, "a": va, "b": vb})
+            out.append(Difference(path, va, vb))
     return out
 
 
@@ -169,35 +170,33 @@ def _path_order(path: str) -> tuple[int, str]:
     return (len(order), path)
 
 
-def diff_report(a: Side, b: Side) -> dict[str, Any]:
-    """The ``hpohash.diff/1`` object."""
+def diff_report(a: Side, b: Side) -> DiffReport:
+    """The ``hpohash.diff/1`` report of two sides."""
     same_study = a.study_claim is not None and a.study_claim == b.study_claim
     same_trial = None
     if a.trial_claim is not None and b.trial_claim is not None:
         same_trial = a.trial_claim == b.trial_claim
-    diffs = differences(a.payload, b.payload)
 
-    def side(s: Side) -> dict[str, Any]:
+    def side(s: Side) -> DiffSide:
         cause = s.trial_cause if same_study and same_trial is False else (s.study_cause or s.trial_cause)
-        return {
-            "label": s.label,
-            "run_id": s.run_id,
-            "stored_study_key_hash": s.stored_study_key_hash,
-            "study_key_hash": s.study_claim,
-            "recomputed_study_key_hash": s.recomputed_study_key_hash,
-            "stored_trial_key_hash": s.stored_trial_key_hash,
-            "trial_key_hash": s.trial_claim,
-            "recomputed_trial_key_hash": s.recomputed_trial_key_hash,
-            "cause": cause,
-            "model": s.model,
-        }
+        return DiffSide(
+            label=s.label,
+            run_id=s.run_id,
+            stored_study_key_hash=s.stored_study_key_hash,
+            study_key_hash=s.study_claim,
+            recomputed_study_key_hash=s.recomputed_study_key_hash,
+            stored_trial_key_hash=s.stored_trial_key_hash,
+            trial_key_hash=s.trial_claim,
+            recomputed_trial_key_hash=s.recomputed_trial_key_hash,
+            cause=cause,
+            model=s.model,
+        )
 
-    return {
-        "schema": "hpohash.diff/1",
-        "a": side(a),
-        "b": side(b),
-        "same_study": same_study,
-        "same_trial": same_trial,
-        "differences": diffs,
-        "notes": [n for n in (a.note, b.note) if n],
-    }
+    return DiffReport(
+        a=side(a),
+        b=side(b),
+        same_study=same_study,
+        same_trial=same_trial,
+        differences=tuple(differences(a.payload, b.payload)),
+        notes=tuple(n for n in (a.note, b.note) if n),
+    )

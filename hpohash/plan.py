@@ -19,6 +19,7 @@ from hpohash.hashing import (
     trial_key_hash,
 )
 from hpohash.records import RunRecord
+from hpohash.rules import fixed_codes
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study
 from hpohash.tags import TagRegistry
 
@@ -62,7 +63,9 @@ class _RunPlan:
         self.run, self.stage, self.reg, self.force, self.conflicts = run, stage, reg, force, conflicts
         self.changes: list[PlannedChange] = []
 
-    def set(self, name: str, new: str, reason: str, *, cause: str | None = None, fixes: tuple[str, ...] = ()) -> None:
+    def set(self, name: str, new: str, reason: str, *, cause: str | None = None, links_here: bool = False) -> None:
+        """Plan ``name := new``; the codes it fixes come from the rule catalogue (``links_here``: a link
+        to the run a ``fixed_through_link`` rule is about, HH130's champion)."""
         key = self.reg.key(name)
         current = self.reg.read(self.run.tags, name)
         if current == new and self.run.tags.get(key) == new:
@@ -85,6 +88,7 @@ class _RunPlan:
                 self.changes.append(
                     PlannedChange(self.run.run_id, self.stage, legacy, None, current, f"keep replaced {name}")
                 )
+        fixes = fixed_codes(self.stage, name, links_here=links_here)
         self.changes.append(PlannedChange(self.run.run_id, self.stage, key, old, new, reason, fixes))
 
 
@@ -124,7 +128,7 @@ def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
     stored = reg.read(run.tags, "trial_key_hash")
     if not stored:
         return None
-    if study.hashes is None:
+    if study.config_hashes is None:
         return CAUSE_UNKNOWN  # no configs: a stored value that is not correct cannot be explained
     return study.trial_cause(stored, study.canonical_hp(run))
 
@@ -138,9 +142,9 @@ def study_cause(study: Study, value: str | None, *, strict: bool = True) -> str 
     """
     if not value:
         return None
-    if value == study.v2_hash or (study.hashes is not None and value == study.hashes.study_key_hash):
+    if value == study.v2_hash or (study.config_hashes is not None and value == study.config_hashes.study_key_hash):
         return CAUSE_V2
-    cause = study.hashes.recognise_study_hash(value) if study.hashes is not None else None
+    cause = study.config_hashes.recognise_study_hash(value) if study.config_hashes is not None else None
     if cause in (None, CAUSE_UNKNOWN) and _folder_v1(study, value):
         return CAUSE_V1
     if cause is None and strict:
@@ -181,7 +185,7 @@ def _plan_study(
         )
         return
     schema = choose_schema(study, reg, requested_schema)
-    hashes = study.hashes
+    hashes = study.config_hashes
 
     # Rule 1: the parent.
     pp = _RunPlan(parent, PARENT, reg, force, conflicts)
@@ -196,13 +200,12 @@ def _plan_study(
             v2,
             "parent upgraded to the recomputed v2 study hash",
             cause=study_cause(study, study.stored_hash),
-            fixes=("HH100", "HH101"),
         )
         if any(c.key == reg.key("study_key_hash") for c in pp.changes) or study.stored_hash == v2:
-            pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash", fixes=("HH101",))
+            pp.set("key_schema_version", V2_SCHEMA_TAG, "parent now carries a v2 study hash")
             recomputed = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
             for name, value in recomputed.items():
-                pp.set(name, value, "fingerprint of the parent's configs", fixes=("HH103",))
+                pp.set(name, value, "fingerprint of the parent's configs")
             fingerprints = dict(recomputed)
             direction = str(study.objective.get("direction", "maximize"))
             if not reg.read(parent.tags, "objective_direction"):
@@ -210,7 +213,7 @@ def _plan_study(
     elif hashes is not None and hashes.study_key_hash == v2:
         recomputed = {"data_fingerprint": hashes.data_fingerprint, "eval_fingerprint": hashes.eval_fingerprint}
         for name, value in recomputed.items():
-            pp.set(name, value, "fingerprint of the parent's configs (its v2 hash matches them)", fixes=("HH103",))
+            pp.set(name, value, "fingerprint of the parent's configs (its v2 hash matches them)")
         fingerprints = dict(recomputed)
     changes += pp.changes
 
@@ -235,8 +238,7 @@ def _plan_study(
         rp = _plan_member(study, run, REFIT, reg, force, conflicts, v2, expected, fingerprints)
         if new_link and target:
             # a link to the champion also makes the champion resolve to a refit (HH130, on that trial)
-            fixes = ("HH121", "HH122", "HH130") if best is not None and target == best.run_id else ("HH121", "HH122")
-            rp.set("refit_of_trial_run_id", target, new_link, fixes=fixes)
+            rp.set("refit_of_trial_run_id", target, new_link, links_here=best is not None and target == best.run_id)
         if conflict:
             conflicts.append(conflict)
         changes += rp.changes
@@ -259,7 +261,6 @@ def _plan_member(
         v2,
         "re-anchored on the study's v2 hash",
         cause=study_cause(study, reg.read(run.tags, "study_key_hash")),
-        fixes=("HH110",) if stage == TRIAL else ("HH120",),
     )
     if expected_trial:
         rp.set(
@@ -267,7 +268,6 @@ def _plan_member(
             expected_trial,
             "trial key on the study's v2 hash",
             cause=_trial_cause(study, run, reg),
-            fixes=("HH111", "HH112") if stage == TRIAL else ("HH123",),
         )
     study_fixed = any(c.key == reg.key("study_key_hash") for c in rp.changes)
     if stage == REFIT and study_fixed:

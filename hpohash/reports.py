@@ -1,20 +1,25 @@
 """Typed reports: what each command returns to a Python caller and hands to a renderer.
 
-Renderers receive one of these, never the study model, a plan and a write result separately; each
-report's ``as_dict()`` is its public JSON shape (the ``hpohash.*/1`` schemas of SPEC §5).
+The audit and the planner's results go into these once, typed, and stay typed up to the renderer:
+renderers read their fields (never a dict made from them, nor the study model), and each report's
+``as_dict()`` is its public JSON shape (the ``hpohash.*/1`` schemas of SPEC §5), made only at the JSON
+edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hpohash.audit import Finding, FindingDicts, verify_report
+from hpohash.audit import Finding, FindingDicts
 from hpohash.plan import Conflict, PlannedChange
 from hpohash.render import CheckedRun
-from hpohash.rules import ERROR
-from hpohash.writes import ApplyResult, UndoPlan, backfill_report, undo_report
+from hpohash.rules import ERROR, WARNING
+from hpohash.writes import ApplyResult, TagWrite, UndoPlan
+
+if TYPE_CHECKING:
+    from hpohash.sources import Origin
 
 
 def experiments_with_runs(scope: Any) -> tuple[str, ...]:
@@ -33,11 +38,15 @@ class StudySummary:
     model_source: str | None
     study_key_hash: str | None
     recomputed_study_key_hash: str | None
-    config_source: Mapping[str, Any] | None
+    #: where the configs came from (``config_source`` in JSON)
+    config_source: Origin | None
     trials: int
     refits: int
     errors: int
     warnings: int
+    #: the study's v2 hash, what its runs should carry: the parent's 2.0 tag, else the recomputed one
+    #: (not in the JSON, which has both; a study header names this one)
+    v2_hash: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,7 +55,7 @@ class StudySummary:
             "model_source": self.model_source,
             "study_key_hash": self.study_key_hash,
             "recomputed_study_key_hash": self.recomputed_study_key_hash,
-            "config_source": dict(self.config_source) if self.config_source is not None else None,
+            "config_source": self.config_source.as_dict() if self.config_source is not None else None,
             "trials": self.trials,
             "refits": self.refits,
             "errors": self.errors,
@@ -112,21 +121,52 @@ class VerifyReport:
 
     @classmethod
     def from_scope(cls, scope: Any, findings: Sequence[Finding]) -> VerifyReport:
+        """The report of an audited scope: each study's counts from its findings, every run checked."""
         from hpohash.study import PARENT, REFIT, TRIAL
 
-        d = verify_report(scope, list(findings))
+        per_study: dict[str, list[Finding]] = {}
+        for f in findings:
+            per_study.setdefault(f.parent_run_id or "", []).append(f)
+        studies = []
         runs: list[CheckedRun] = []
-        for study in scope.studies:
-            pid = study.parent.run_id
+        for s in scope.studies:
+            pid = s.parent.run_id
+            fs = per_study.get(pid, [])
+            studies.append(
+                StudySummary(
+                    parent_run_id=pid,
+                    model=s.model,
+                    model_source=s.model_source,
+                    study_key_hash=s.stored_hash,
+                    recomputed_study_key_hash=s.recomputed_study_hash,
+                    config_source=s.config_origin,
+                    trials=len(s.trials),
+                    refits=len(s.refits),
+                    errors=sum(1 for f in fs if f.severity == ERROR),
+                    warnings=sum(1 for f in fs if f.severity == WARNING),
+                    v2_hash=s.v2_hash,
+                )
+            )
             runs.append(CheckedRun(pid, PARENT, pid))
-            runs += [CheckedRun(r.run_id, TRIAL, pid) for r in study.trials]
-            runs += [CheckedRun(r.run_id, REFIT, pid) for r in study.refits]
+            runs += [CheckedRun(r.run_id, TRIAL, pid) for r in s.trials]
+            runs += [CheckedRun(r.run_id, REFIT, pid) for r in s.refits]
         runs += [CheckedRun(o.run.run_id, o.role, o.parent_ref) for o in scope.orphans]
+        errors = sum(1 for f in findings if f.severity == ERROR)
+        summary = VerifySummary(
+            studies=len(scope.studies),
+            parents=len(scope.studies),
+            trials=sum(len(s.trials) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == TRIAL),
+            refits=sum(len(s.refits) for s in scope.studies) + sum(1 for o in scope.orphans if o.role == REFIT),
+            errors=errors,
+            warnings=sum(1 for f in findings if f.severity == WARNING),
+            ok=errors == 0,
+            studies_skipped=scope.skipped_studies,  # only with --since: a full verify's shape is unchanged
+        )
         return cls(
-            tracking_uri=d["tracking_uri"],
-            experiments=tuple(d["experiments"]),
-            summary=VerifySummary(**d["summary"]),
-            studies=tuple(StudySummary(**s) for s in d["studies"]),
+            tracking_uri=scope.tracking_uri,
+            experiments=tuple(e.name for e in scope.experiments),
+            summary=summary,
+            studies=tuple(studies),
             findings=tuple(findings),
             checked=tuple(runs),
             experiments_with_runs=experiments_with_runs(scope),
@@ -170,6 +210,24 @@ class BackfillPlan:
 
 
 @dataclass(frozen=True)
+class BackfillSummary:
+    runs_planned: int
+    tags_planned: int
+    runs_written: int
+    runs_failed: int
+    conflicts: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runs_planned": self.runs_planned,
+            "tags_planned": self.tags_planned,
+            "runs_written": self.runs_written,
+            "runs_failed": self.runs_failed,
+            "conflicts": self.conflicts,
+        }
+
+
+@dataclass(frozen=True)
 class BackfillReport:
     """A plan and, once applied, what was written (``hpohash.backfill/1``)."""
 
@@ -182,8 +240,66 @@ class BackfillReport:
     def ok(self) -> bool:
         return not self.plan.conflicts and not (self.result and self.result.failures)
 
+    @property
+    def failures(self) -> tuple[Any, ...]:
+        return self.result.failures if self.result else ()
+
+    @property
+    def summary(self) -> BackfillSummary:
+        return BackfillSummary(
+            runs_planned=self.plan.runs,
+            tags_planned=len(self.plan.changes),
+            runs_written=self.result.runs_written if self.result else 0,
+            runs_failed=len(self.failures),
+            conflicts=len(self.plan.conflicts),
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        return backfill_report(self.plan, dry_run=self.dry_run, journal=self.journal, result=self.result)
+        return {
+            "schema": "hpohash.backfill/1",
+            "dry_run": self.dry_run,
+            "journal": self.journal,
+            "summary": self.summary.as_dict(),
+            "changes": [
+                {
+                    "run_id": c.run_id,
+                    "stage": c.stage,
+                    "key": c.key,
+                    "old": c.old,
+                    "new": c.new,
+                    "reason": c.reason,
+                    "fixes": list(c.fixes),
+                }
+                for c in self.plan.changes
+            ],
+            "conflicts": [
+                {"run_id": c.run_id, "stage": c.stage, "key": c.key, "current": c.current, "message": c.message}
+                for c in self.plan.conflicts
+            ],
+            "failures": [{"run_id": f.run_id, "error": f.error} for f in self.failures],
+        }
+
+
+@dataclass(frozen=True)
+class UndoSummary:
+    runs_planned: int
+    tags_planned: int
+    runs_written: int
+    runs_failed: int
+    skipped: int
+    missing_runs: int
+    cut_lines: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runs_planned": self.runs_planned,
+            "tags_planned": self.tags_planned,
+            "runs_written": self.runs_written,
+            "runs_failed": self.runs_failed,
+            "skipped": self.skipped,
+            "missing_runs": self.missing_runs,
+            "cut_lines": self.cut_lines,
+        }
 
 
 @dataclass(frozen=True)
@@ -200,31 +316,109 @@ class UndoReport:
         p = self.plan
         return not (p.skipped or p.missing_runs or p.cut or (self.result and self.result.failures))
 
+    @property
+    def failures(self) -> tuple[Any, ...]:
+        return self.result.failures if self.result else ()
+
+    @property
+    def changes(self) -> list[TagWrite]:
+        """The tags to restore, run by run (``new`` None: the tag is deleted)."""
+        return [w for ws in self.plan.writes.values() for w in ws]
+
+    @property
+    def summary(self) -> UndoSummary:
+        p = self.plan
+        return UndoSummary(
+            runs_planned=len(p.writes),
+            tags_planned=sum(len(w) for w in p.writes.values()),
+            runs_written=self.result.runs_written if self.result else 0,
+            runs_failed=len(self.failures),
+            skipped=len(p.skipped),
+            missing_runs=len(p.missing_runs),
+            cut_lines=len(p.cut),
+        )
+
     def as_dict(self) -> dict[str, Any]:
-        return undo_report(self.plan, dry_run=self.dry_run, journal=self.journal, result=self.result)
+        return {
+            "schema": "hpohash.undo/1",
+            "dry_run": self.dry_run,
+            "journal": self.journal,
+            "summary": self.summary.as_dict(),
+            "changes": [{"run_id": w.run_id, "key": w.key, "old": w.old, "new": w.new} for w in self.changes],
+            "skipped": [
+                {"run_id": e.run_id, "key": e.key, "journal_new": e.new, "current": cur} for e, cur in self.plan.skipped
+            ],
+            "missing_runs": list(self.plan.missing_runs),
+            "cut_lines": list(self.plan.cut),
+            "failures": [{"run_id": f.run_id, "error": f.error} for f in self.failures],
+        }
+
+
+@dataclass(frozen=True)
+class DiffSide:
+    """One side of a diff as reported: what it claims, what its configs recompute to, and why they differ."""
+
+    label: str
+    run_id: str | None
+    stored_study_key_hash: str | None
+    study_key_hash: str | None
+    recomputed_study_key_hash: str | None
+    stored_trial_key_hash: str | None
+    trial_key_hash: str | None
+    recomputed_trial_key_hash: str | None
+    cause: str | None
+    model: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "run_id": self.run_id,
+            "stored_study_key_hash": self.stored_study_key_hash,
+            "study_key_hash": self.study_key_hash,
+            "recomputed_study_key_hash": self.recomputed_study_key_hash,
+            "stored_trial_key_hash": self.stored_trial_key_hash,
+            "trial_key_hash": self.trial_key_hash,
+            "recomputed_trial_key_hash": self.recomputed_trial_key_hash,
+            "cause": self.cause,
+            "model": self.model,
+        }
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One field that differs: its dotted path and each side's value (``<absent>`` where it has none)."""
+
+    path: str
+    a: Any
+    b: Any
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "a": self.a, "b": self.b}
 
 
 @dataclass(frozen=True)
 class DiffReport:
     """Two sides and why they do (not) share a study or trial hash (``hpohash.diff/1``)."""
 
-    data: Mapping[str, Any]
-
-    @property
-    def same_study(self) -> bool:
-        return bool(self.data["same_study"])
-
-    @property
-    def same_trial(self) -> bool | None:
-        return self.data["same_trial"]
-
-    @property
-    def differences(self) -> list[dict[str, Any]]:
-        return list(self.data["differences"])
+    a: DiffSide
+    b: DiffSide
+    same_study: bool
+    #: ``None`` unless both sides claim a trial hash
+    same_trial: bool | None
+    differences: tuple[Difference, ...]
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.same_study and self.same_trial is not False
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.data)
+        return {
+            "schema": "hpohash.diff/1",
+            "a": self.a.as_dict(),
+            "b": self.b.as_dict(),
+            "same_study": self.same_study,
+            "same_trial": self.same_trial,
+            "differences": [d.as_dict() for d in self.differences],
+            "notes": list(self.notes),
+        }

@@ -60,7 +60,11 @@ class Study:
     folder: str | None = None
     model: str | None = None
     model_source: str | None = None
-    hashes: StudyHashes | None = None
+    #: the four study hashes: ``stored_hash`` is the parent's ``study_key_hash`` tag as stored;
+    #: ``config_hashes`` everything recomputed from the study's configs (``recomputed_study_hash`` is
+    #: its v2 hash); ``v2_hash`` the study's v2 hash (the parent's tag when tagged 2.0, else the
+    #: recomputed one); ``expected_member_hash`` what each trial's and refit's study hash should be
+    config_hashes: StudyHashes | None = None
     stored_hash: str | None = None
     schema_tag: str | None = None
     #: typed hyperparameters per run, recovered from its params when first asked for (``recovered``)
@@ -73,19 +77,21 @@ class Study:
         return bool(self.stored_hash) and self.schema_tag == V2_SCHEMA_TAG
 
     @property
-    def recomputed_hash(self) -> str | None:
-        return self.hashes.study_key_hash if self.hashes else None
+    def recomputed_study_hash(self) -> str | None:
+        """The v2 study hash of the study's configs (``None`` without configs or a model)."""
+        return self.config_hashes.study_key_hash if self.config_hashes else None
 
     @property
     def v2_hash(self) -> str | None:
         """The study's v2 hash: the parent's tag when tagged 2.0, else the recomputed one."""
         if self.parent_is_v2:
             return self.stored_hash
-        return self.recomputed_hash
+        return self.recomputed_study_hash
 
     @property
-    def reference_hash(self) -> str | None:
-        """What trials and refits are compared with (the parent's stored hash as a last resort)."""
+    def expected_member_hash(self) -> str | None:
+        """What a trial's or refit's study hash should be: the v2 hash, else (no configs, parent not on
+        2.0) the parent's stored hash as a last resort."""
         return self.v2_hash or self.stored_hash
 
     @property
@@ -123,11 +129,11 @@ class Study:
 
     def recognise_trial(self, stored: str | None, hp: CanonicalHP) -> tuple[str, str | None] | None:
         """(cause, schema) of a stored trial hash, memoised: plan and audit both ask for each run."""
-        if not stored or self.hashes is None:
+        if not stored or self.config_hashes is None:
             return None
         key = (stored, hp)
         if key not in self._recognised:
-            found = self.hashes.recognise_trial_hash(stored, hp)
+            found = self.config_hashes.recognise_trial_hash(stored, hp)
             if found is None:
                 return None
             self._recognised[key] = found
@@ -237,7 +243,7 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
         )
         return
     study.configs = cand.config_set()
-    study.hashes = found.hashes
+    study.config_hashes = found.hashes
     study.config_origin = origin
 
 
@@ -245,7 +251,7 @@ def _use_configs(study: Study, configs: cfg.ConfigSet, origin: src.Origin) -> No
     study.configs = configs
     study.config_origin = origin
     if study.model:
-        study.hashes = compute_study_hashes(
+        study.config_hashes = compute_study_hashes(
             configs.data, configs.hpo, configs.train, study.model, benchmark=configs.benchmark
         )
 

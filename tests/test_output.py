@@ -177,12 +177,10 @@ def test_github_annotations_and_step_summary(run_cli, demo, tmp_path: Path, monk
 
 
 def test_github_escapes_workflow_command_data() -> None:
+    from hpohash.audit import Finding
     from hpohash.render.github import annotation
 
-    f = {
-        "code": "HH141", "severity": "error", "stage": "parent", "run_id": "r1", "fixable": False, "cause": None,
-        "message": "config data.yaml is malformed: 100% bad\nline 2",
-    }  # fmt: skip
+    f = Finding("HH141", "error", "r1", "parent", None, "config data.yaml is malformed: 100% bad\nline 2")
     assert annotation(f) == (
         "::error title=HH141::parent r1: config data.yaml is malformed: 100%25 bad%0Aline 2 (not fixable by backfill)"
     )

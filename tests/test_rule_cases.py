@@ -59,7 +59,7 @@ def test_each_format_implements_the_renderer_interface() -> None:
         module = importlib.import_module(f"hpohash.render.{name}")
         assert [f for f in RENDER_FUNCTIONS if not callable(getattr(module, f, None))] == [], name
     for name in ("github", "junit"):  # CI formats: verify only
-        assert callable(importlib.import_module(f"hpohash.render.{name}").render_verify)
+        assert callable(importlib.import_module(f"hpohash.render.{name}").format_verify)
 
 
 def test_rules_command_lists_the_catalogue(run_cli) -> None:
@@ -72,3 +72,33 @@ def test_rules_command_lists_the_catalogue(run_cli) -> None:
     assert r.code == 0 and r.out.startswith("HH120 (error): refit study_key_hash differs")
     r = run_cli(["rules", "HH999"])
     assert r.code == 2 and r.err.startswith("hpohash: error: rules HH999: no such finding code")
+
+
+def test_a_rule_owns_its_fix_and_hint() -> None:
+    """What backfill fixes is said once, on the rule: a rule that names a fix names the tags whose
+    change fixes it, and the planner marks changes from those tags alone."""
+    from hpohash.rules import fixed_codes
+
+    for rule in RULES.values():
+        assert bool(rule.fixed_by) == rule.fixable_by_backfill, rule.code
+        assert rule.short, rule.code
+    assert fixed_codes("parent", "study_key_hash") == ("HH100", "HH101")
+    assert fixed_codes("refit", "refit_of_trial_run_id") == ("HH121", "HH122")
+    assert fixed_codes("refit", "refit_of_trial_run_id", links_here=True) == ("HH121", "HH122", "HH130")
+    assert fixed_codes("refit", "data_fingerprint") == ()  # a companion copied from the parent fixes nothing
+    assert [c for c, r in RULES.items() if not r.hint] == ["HH125", "HH143"]  # verify says "see the finding"
+
+
+def test_each_code_is_detected_in_the_one_function_its_rule_names() -> None:
+    import ast
+
+    import hpohash.audit
+
+    tree = ast.parse(Path(hpohash.audit.__file__).read_text(encoding="utf-8"))
+    found: dict[str, set[str]] = {}
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in RULES:
+                    found.setdefault(node.value, set()).add(fn.name)
+    assert found == {code: {rule.detected_in} for code, rule in RULES.items()}

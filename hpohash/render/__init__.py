@@ -1,11 +1,21 @@
-"""One renderer per output format: ``table`` (Rich), ``json``, ``markdown``, ``github``, ``junit``."""
+"""One renderer per output format: ``table`` (Rich), ``json``, ``markdown``, ``github``, ``junit``.
+
+A renderer formats a typed report into text and returns it (an iterator of chunks for streaming
+JSON); the caller writes it, to stdout or to the ``-o`` file, with :func:`write_text`.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from operator import attrgetter
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from hpohash.reports import BackfillReport, DiffReport, UndoReport, VerifyReport
+    from hpohash.rules import Rule
 
 
 def silence_stdout() -> None:
@@ -27,6 +37,28 @@ def write_stdout(text: str) -> None:
         silence_stdout()
 
 
+def write_text(text: str | Iterable[str], stream: IO[str] | None = None) -> None:
+    """Write what a renderer returned: to stdout (a closed pipe drops the rest), or to an open file."""
+    chunks = [text] if isinstance(text, str) else text
+    for chunk in chunks:
+        if stream is None:
+            write_stdout(chunk)
+        else:
+            stream.write(chunk)
+
+
+T = TypeVar("T")
+
+
+def by_run(items: Iterable[T], run_id: Callable[[T], str] = attrgetter("run_id")) -> dict[str, list[T]]:
+    """Findings, changes, conflicts or restored tags grouped by run, runs in first-seen order (the
+    one grouping every format uses)."""
+    runs: dict[str, list[T]] = {}
+    for item in items:
+        runs.setdefault(run_id(item), []).append(item)
+    return runs
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedRun:
     """One run verify looked at (JUnit reports a test case per run, passed or not)."""
@@ -44,7 +76,6 @@ class VerifyContext:
     store, experiments and tag keys and can be pasted as is.
     """
 
-    runs: tuple[CheckedRun, ...] = ()
     backfill_command: str = "hpohash backfill --dry-run"
     diff_command: str = "hpohash diff"
     statistics: bool = False
@@ -61,19 +92,22 @@ class BackfillContext:
 
 
 class Renderer(Protocol):
-    """What one output format implements (a module per format); each receives a typed report.
+    """What one output format implements (a module per format): a typed report in, text out.
 
-    ``github`` and ``junit`` implement ``render_verify`` only: they are CI formats for verify.
+    ``github`` and ``junit`` implement ``format_verify`` only: they are CI formats for verify, and
+    Click offers them for verify alone.
     """
 
-    def render_verify(self, verify: Any, *, quiet: bool = False, ctx: Any = None) -> None: ...
-    def render_backfill(self, report: Any, *, preview: bool = False, ctx: Any = None) -> None: ...
-    def render_undo(self, report: Any, *, preview: bool = False) -> None: ...
-    def render_diff(self, report: dict[str, Any]) -> None: ...
-    def render_hash(self, report: dict[str, Any], *, show_key: bool = False) -> None: ...
-    def render_rules(self, rules: Any, *, detail: bool = False) -> None: ...
-    def render_demo(self, created: dict[str, Any]) -> None: ...
+    def format_verify(
+        self, report: VerifyReport, ctx: VerifyContext, *, quiet: bool = False
+    ) -> str | Iterable[str]: ...
+    def format_backfill(self, report: BackfillReport, ctx: BackfillContext, *, preview: bool = False) -> str: ...
+    def format_undo(self, report: UndoReport, *, preview: bool = False) -> str: ...
+    def format_diff(self, report: DiffReport) -> str: ...
+    def format_hash(self, report: dict[str, Any], *, show_key: bool = False) -> str: ...
+    def format_rules(self, rules: Iterable[Rule], *, detail: bool = False) -> str: ...
+    def format_demo(self, created: dict[str, Any]) -> str: ...
 
 
 #: the functions each format module provides (a test holds the modules to it)
-RENDER_FUNCTIONS = tuple(name for name in vars(Renderer) if name.startswith("render_"))
+RENDER_FUNCTIONS = tuple(name for name in vars(Renderer) if name.startswith("format_"))

@@ -1,26 +1,29 @@
-"""JSON renderer: the SPEC's documented shapes, one object on stdout, nothing else."""
+"""JSON renderer: the SPEC's documented shapes (each report's ``as_dict``), one object, nothing else."""
 
 from __future__ import annotations
 
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hpohash.render import write_stdout
-
 if TYPE_CHECKING:
-    from hpohash.reports import VerifyReport
+    from hpohash.render import BackfillContext, VerifyContext
+    from hpohash.reports import BackfillReport, DiffReport, UndoReport, VerifyReport
+    from hpohash.rules import Rule
 
 
-def emit(obj: Any) -> None:
-    """Indented for a person at a terminal; one line otherwise (C encoder: 10,000 runs' findings fast).
+def _pretty(to_file: bool = False) -> bool:
+    """Indented for a person at a terminal; one line otherwise (C encoder: 10,000 runs' findings fast)."""
+    return sys.stdout.isatty() and not to_file
 
-    Always strict JSON: a float JSON cannot express (a ``nan`` param typed through a float search
-    space) is written as its string instead of the ``NaN`` token strict parsers reject.
-    """
-    write_stdout(_dumps(obj, 2 if sys.stdout.isatty() else None) + "\n")
+
+def to_json(obj: Any, *, pretty: bool = False) -> str:
+    """The one JSON encoding of every report: strict JSON (a float JSON cannot express, a ``nan``
+    param typed through a float search space, is written as its string instead of the ``NaN`` token
+    strict parsers reject), non-ASCII as is, one line unless ``pretty``."""
+    return _dumps(obj, 2 if pretty else None) + "\n"
 
 
 def _dumps(obj: Any, indent: int | None = None) -> str:
@@ -50,51 +53,48 @@ def _finite(obj: Any) -> Any:
 STREAM_CHUNK = 2000
 
 
-def emit_streaming(obj: dict[str, Any], last_key: str) -> None:
-    """``emit`` with the list under ``obj``'s last key written a chunk at a time (same bytes): the
+def to_json_streaming(obj: dict[str, Any], last_key: str, *, pretty: bool = False) -> Iterator[str]:
+    """``to_json`` with the list under ``obj``'s last key made a chunk at a time (same bytes): the
     findings of a 100,000-run store are never one string, nor a list of dicts, in memory."""
     items = obj[last_key]
-    if sys.stdout.isatty() or list(obj)[-1] != last_key:
-        emit(obj)
+    if pretty or list(obj)[-1] != last_key:
+        yield to_json(obj, pretty=pretty)
         return
     head = _dumps({**obj, last_key: []})
     assert head.endswith("[]}")
-    write_stdout(head[:-2])
+    yield head[:-2]
     chunk: list[str] = []
     for i, item in enumerate(items):
         chunk.append(("" if i == 0 else ", ") + _dumps(item))
         if len(chunk) >= STREAM_CHUNK:
-            write_stdout("".join(chunk))
+            yield "".join(chunk)
             chunk.clear()
-    write_stdout("".join(chunk) + "]}\n")
+    yield "".join(chunk) + "]}\n"
 
 
-def render_hash(report: dict[str, Any], *, show_key: bool = False) -> None:
-    emit(report)
+def format_hash(report: dict[str, Any], *, show_key: bool = False) -> str:
+    return to_json(report, pretty=_pretty())
 
 
-def render_verify(verify: VerifyReport, *, quiet: bool = False, ctx: Any = None) -> None:
-    report = verify.as_dict()
-    emit_streaming(report, "findings")
+def format_verify(report: VerifyReport, ctx: VerifyContext, *, quiet: bool = False) -> Iterator[str]:
+    return to_json_streaming(report.as_dict(), "findings", pretty=_pretty(ctx.to_file))
 
 
-def render_demo(created: dict[str, Any]) -> None:
-    emit({"schema": "hpohash.demo/1", **created})
+def format_demo(created: dict[str, Any]) -> str:
+    return to_json({"schema": "hpohash.demo/1", **created}, pretty=_pretty())
 
 
-def render_backfill(report: Any, *, preview: bool = False, ctx: Any = None) -> None:
-    if not preview:
-        emit(report.as_dict())
+def format_backfill(report: BackfillReport, ctx: BackfillContext, *, preview: bool = False) -> str:
+    return "" if preview else to_json(report.as_dict(), pretty=_pretty())
 
 
-def render_undo(report: Any, *, preview: bool = False) -> None:
-    if not preview:
-        emit(report.as_dict())
+def format_undo(report: UndoReport, *, preview: bool = False) -> str:
+    return "" if preview else to_json(report.as_dict(), pretty=_pretty())
 
 
-def render_diff(report: dict[str, Any]) -> None:
-    emit(report)
+def format_diff(report: DiffReport) -> str:
+    return to_json(report.as_dict(), pretty=_pretty())
 
 
-def render_rules(rules: Any, *, detail: bool = False) -> None:
-    emit({"schema": "hpohash.rules/1", "rules": [r.as_dict() for r in rules]})
+def format_rules(rules: Iterable[Rule], *, detail: bool = False) -> str:
+    return to_json({"schema": "hpohash.rules/1", "rules": [r.as_dict() for r in rules]}, pretty=_pretty())

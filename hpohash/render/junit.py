@@ -8,48 +8,45 @@ the test case's ``system-out``. Only verify speaks this format.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from hpohash.render import CheckedRun, VerifyContext, write_stdout
+from hpohash.render import CheckedRun, VerifyContext, by_run
 
 if TYPE_CHECKING:
+    from hpohash.audit import Finding
     from hpohash.reports import VerifyReport
 
 
-def _failing(f: dict[str, Any], strict: bool) -> bool:
-    return f["severity"] == "error" or strict
+def _failing(f: Finding, strict: bool) -> bool:
+    return f.severity == "error" or strict
 
 
-def _failure_text(f: dict[str, Any]) -> str:
-    lines = [f"{f['code']} ({f['severity']}) on {f['stage']} {f['run_id']}", f["message"]]
-    for name in ("expected", "actual", "cause"):
-        if f[name]:
-            lines.append(f"{name}: {f[name]}")
-    lines.append("fixable by hpohash backfill" if f["fixable"] else "not fixable by backfill")
+def _failure_text(f: Finding) -> str:
+    lines = [f"{f.code} ({f.severity}) on {f.stage} {f.run_id}", f.message]
+    for name, value in (("expected", f.expected), ("actual", f.actual), ("cause", f.cause)):
+        if value:
+            lines.append(f"{name}: {value}")
+    lines.append("fixable by hpohash backfill" if f.fixable else "not fixable by backfill")
     return "\n".join(lines)
 
 
-def verify_xml(report: dict[str, Any], ctx: VerifyContext) -> ET.Element:
+def verify_xml(report: VerifyReport, ctx: VerifyContext) -> ET.Element:
     """The ``<testsuites>`` element of one verify run."""
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for f in report["findings"]:
-        by_run.setdefault(f["run_id"], []).append(f)
-    runs = list(ctx.runs)
+    findings = by_run(report.findings)
+    runs = list(report.checked)
     seen = {r.run_id for r in runs}
-    runs += [
-        CheckedRun(f["run_id"], f["stage"], f["parent_run_id"]) for f in report["findings"] if f["run_id"] not in seen
-    ]
-    studies = {s["parent_run_id"]: s for s in report["studies"]}
-    suites: dict[str, list[CheckedRun]] = {}
-    for run in dict.fromkeys(runs):
-        key = run.parent_run_id if run.parent_run_id is not None and run.parent_run_id in studies else ""
-        suites.setdefault(key, []).append(run)
+    runs += [CheckedRun(f.run_id, f.stage, f.parent_run_id) for f in report.findings if f.run_id not in seen]
+    studies = {s.parent_run_id: s for s in report.studies}
+    suites = by_run(
+        dict.fromkeys(runs),
+        lambda run: run.parent_run_id if run.parent_run_id is not None and run.parent_run_id in studies else "",
+    )
 
     root = ET.Element("testsuites", name="hpohash verify")
     totals = {"tests": 0, "failures": 0}
     for key, members in suites.items():
         st = studies.get(key)
-        name = f"study {key} ({st['model'] or 'no model'})" if st else "runs whose parent is not in scope"
+        name = f"study {key} ({st.model or 'no model'})" if st else "runs whose parent is not in scope"
         suite = ET.SubElement(root, "testsuite", name=name)
         failed_cases = 0
         for run in members:
@@ -59,10 +56,10 @@ def verify_xml(report: dict[str, Any], ctx: VerifyContext) -> ET.Element:
                 classname=f"hpohash.{name.split(' (')[0].replace(' ', '-')}",
                 name=f"{run.stage} {run.run_id}",
             )
-            failing = [f for f in by_run.get(run.run_id, []) if _failing(f, ctx.strict)]
-            passing = [f for f in by_run.get(run.run_id, []) if not _failing(f, ctx.strict)]
+            failing = [f for f in findings.get(run.run_id, []) if _failing(f, ctx.strict)]
+            passing = [f for f in findings.get(run.run_id, []) if not _failing(f, ctx.strict)]
             for f in failing:
-                failure = ET.SubElement(case, "failure", type=f["code"], message=f"{f['code']} {f['message']}")
+                failure = ET.SubElement(case, "failure", type=f.code, message=f"{f.code} {f.message}")
                 failure.text = _failure_text(f)
             if passing:
                 ET.SubElement(case, "system-out").text = "\n\n".join(_failure_text(f) for f in passing)
@@ -79,8 +76,7 @@ def verify_xml(report: dict[str, Any], ctx: VerifyContext) -> ET.Element:
     return root
 
 
-def render_verify(verify: VerifyReport, *, quiet: bool = False, ctx: VerifyContext | None = None) -> None:
-    report = verify.as_dict()
-    root = verify_xml(report, ctx or VerifyContext())
+def format_verify(report: VerifyReport, ctx: VerifyContext, *, quiet: bool = False) -> str:
+    root = verify_xml(report, ctx)
     ET.indent(root)
-    write_stdout('<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -8,46 +8,25 @@ whole and wraps at spaces around them.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import textwrap
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
-from hpohash.render import VerifyContext
-from hpohash.selection import CODES
+from hpohash.render import VerifyContext, by_run
+from hpohash.rules import RULES
 from hpohash.text import short_hash
+
+if TYPE_CHECKING:
+    from hpohash.audit import Finding
+    from hpohash.reports import DiffReport, StudySummary, VerifyReport
+    from hpohash.sources import Origin
 
 #: narrower than this, wrapping helps nobody: lines wrap as if this wide
 MIN_WIDTH = 40
 #: the terminal width from which verify draws its findings as a table (message column ≥ 60)
 TABLE_MIN_WIDTH = 140
-#: findings whose message shows a hash (the ``explain`` next step runs ``hpohash diff`` on them)
-HASH_CODES = ("HH110", "HH111", "HH112", "HH120", "HH123")
-#: what to do about a finding backfill cannot fix, by code
-UNFIXABLE_HINT = {
-    "HH100": "no v2 hash to write: give the study's configs (--config-dir)",
-    "HH101": "no v2 hash to write: give the study's configs (--config-dir)",
-    "HH102": "the parent's 2.0 tag stays the source of truth: check its configs",
-    "HH103": "no configs to recompute the fingerprints from (--config-dir)",
-    "HH110": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH111": "no v2 hash to anchor it on: give the study's configs (--config-dir)",
-    "HH112": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH120": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH121": "no single trial matches the refit: set code.refit.of_trial_run_id by hand",
-    "HH122": "no single trial matches the refit: set code.refit.of_trial_run_id by hand",
-    "HH123": "stored hash of unknown provenance: check it, then backfill --force",
-    "HH124": "the refit has no checkpoint; backfill never sets code.artifact.available",
-    "HH130": "the champion trial needs a refit run (or a refit linked to it)",
-    "HH140": "give the study's configs (--config-dir) or the model (--model)",
-    "HH141": "fix or re-log the config artifact named in the finding",
-    "HH142": "none of the configs reproduces the parent's hash: see the nearest candidate",
-    "HH150": "add the parent's experiment (-e) to the scope",
-    "HH160": "the folder name is history; nothing to write",
-}
-
-_HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 
 def output_width(stream: IO[str] | None = None) -> int | None:
@@ -98,89 +77,69 @@ def plural(n: int, word: str, many: str | None = None) -> str:
 # ------------------------------------------------------------------------------------------ verify
 
 
-def study_v2(study: dict[str, Any], findings: Iterable[dict[str, Any]]) -> str | None:
-    """The study's v2 hash: the parent's tag, unless verify found the parent not on v2."""
-    pid = study["parent_run_id"]
-    legacy_parent = any(f["code"] in ("HH100", "HH101") and f["run_id"] == pid for f in findings)
-    return study["recomputed_study_key_hash"] if legacy_parent else study["study_key_hash"]
-
-
-def brief(f: dict[str, Any], v2: str | None = None) -> str:
+def short_message(f: Finding, v2: str | None = None) -> str:
     """A finding's message without what the line already says (its stage), shortest for the common codes."""
-    code, actual, cause = f["code"], f["actual"], f["cause"]
+    code, actual, cause = f.code, f.actual, f.cause
     why = f" (cause {cause})" if cause else ""
     if code in ("HH110", "HH120") and actual:
-        basis = "parent v2" if v2 and f["expected"] == v2 else "parent's hash"
+        basis = "parent v2" if v2 and f.expected == v2 else "parent's hash"
         return f"study_key_hash {short_hash(actual)} ≠ {basis}{why}"
-    if code == "HH112" and actual and ";" not in f["message"]:
+    if code == "HH112" and actual and ";" not in f.message:
         return f"trial_key_hash {short_hash(actual)} ≠ its v2 trial key{why}"
-    message = f["message"]
-    stage = f["stage"] + " "
-    return message[len(stage) :] if message.startswith(stage) else message
+    stage = f.stage + " "
+    return f.message[len(stage) :] if f.message.startswith(stage) else f.message
 
 
-def _tags(f: dict[str, Any]) -> str:
-    return (" [warning]" if f["severity"] == "warning" else "") + (" [fixable]" if f["fixable"] else "")
+def _tags(f: Finding) -> str:
+    return (" [warning]" if f.severity == "warning" else "") + (" [fixable]" if f.fixable else "")
 
 
-def study_header(study: dict[str, Any], findings: list[dict[str, Any]], width: int | None) -> list[str]:
-    v2 = study_v2(study, findings)
-    counts = f"{plural(study['trials'], 'trial')}, {plural(study['refits'], 'refit')}"
+def study_header(study: StudySummary, width: int | None) -> list[str]:
+    v2 = study.v2_hash
+    counts = f"{plural(study.trials, 'trial')}, {plural(study.refits, 'refit')}"
     status = []
-    if study["errors"]:
-        status.append(plural(study["errors"], "error"))
-    if study["warnings"]:
-        status.append(plural(study["warnings"], "warning"))
+    if study.errors:
+        status.append(plural(study.errors, "error"))
+    if study.warnings:
+        status.append(plural(study.warnings, "warning"))
     parts = [
         f"study {v2[:12] if v2 else '(no hash)'}",
-        f"parent {study['parent_run_id']}",
-        f"model {study['model'] or '?'}",
+        f"parent {study.parent_run_id}",
+        f"model {study.model or '?'}",
         counts + (": " + ", ".join(status) if status else ": ok"),
     ]
-    return join_wrap(parts, width) + config_source_lines(study.get("config_source"), width)
+    return join_wrap(parts, width) + config_source_lines(study.config_source, width)
 
 
-def config_source_lines(src: dict[str, Any] | None, width: int | None) -> list[str]:
+def config_source_lines(origin: Origin | None, width: int | None) -> list[str]:
     """Where a study's configs came from, when found on disk (a commit says which configs made it)."""
-    from hpohash.sources import Origin
-
-    if not src or src.get("revision") == "artifacts":
+    if origin is None or origin.revision == "artifacts":
         return []
-    origin = Origin.from_dict(src)
     return join_wrap([f"configs @ {origin.revision_label()}:", *origin.files.values()], width, sep=" ", indent=2)
 
 
-def group_findings(report: dict[str, Any]) -> list[tuple[dict[str, Any] | None, list[dict[str, Any]]]]:
+def group_findings(report: VerifyReport) -> list[tuple[StudySummary | None, list[Finding]]]:
     """Findings under their study (in the report's order); runs whose parent is not in scope last."""
-    by_parent: dict[str | None, list[dict[str, Any]]] = {}
-    for f in report["findings"]:
-        by_parent.setdefault(f["parent_run_id"], []).append(f)
-    groups: list[tuple[dict[str, Any] | None, list[dict[str, Any]]]] = []
-    for st in report["studies"]:
-        groups.append((st, by_parent.pop(st["parent_run_id"], [])))
+    by_parent = by_run(report.findings, lambda f: f.parent_run_id or "")
+    groups: list[tuple[StudySummary | None, list[Finding]]] = []
+    for st in report.studies:
+        groups.append((st, by_parent.pop(st.parent_run_id, [])))
     rest = [f for fs in by_parent.values() for f in fs]
     if rest:
         groups.append((None, rest))
     return groups
 
 
-def _by_run(findings: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for f in findings:
-        runs.setdefault(f["run_id"], []).append(f)
-    return list(runs.values())
-
-
-def finding_line(f: dict[str, Any], v2: str | None = None) -> str:
+def finding_line(f: Finding, v2: str | None = None) -> str:
     """``<run id> HH110 trial  <message> [fixable]``: one line, whatever its length (for pipes and grep)."""
-    return f"{f['run_id']} {f['code']} {f['stage']:<6} {brief(f, v2)}{_tags(f)}"
+    return f"{f.run_id} {f.code} {f.stage:<6} {short_message(f, v2)}{_tags(f)}"
 
 
-def verify_lines(report: dict[str, Any], width: int | None, *, quiet: bool = False) -> list[str]:
+def verify_lines(report: VerifyReport, width: int | None, *, quiet: bool = False) -> list[str]:
     """The findings grouped by study: one line each when they fit, else grouped by run and wrapped."""
     groups = group_findings(report)
     one_line = width is None or all(
-        len(finding_line(f, study_v2(st, fs) if st else None)) <= width for st, fs in groups for f in fs
+        len(finding_line(f, st.v2_hash if st else None)) <= width for st, fs in groups for f in fs
     )
     lines: list[str] = []
     for st, fs in groups:
@@ -188,67 +147,110 @@ def verify_lines(report: dict[str, Any], width: int | None, *, quiet: bool = Fal
             continue
         if lines:
             lines.append("")
-        v2 = study_v2(st, fs) if st else None
-        lines += study_header(st, fs, width) if st else ["runs whose parent is not in scope"]
+        v2 = st.v2_hash if st else None
+        lines += study_header(st, width) if st else ["runs whose parent is not in scope"]
         if one_line:
             lines += [finding_line(f, v2) for f in fs]
             continue
-        for run in _by_run(fs):
-            lines.append(f"  {run[0]['run_id']} {run[0]['stage']}")
+        for run in by_run(fs).values():
+            lines.append(f"  {run[0].run_id} {run[0].stage}")
             for f in run:
-                lines += wrap(f"{f['code']} {brief(f, v2)}{_tags(f)}", width, indent=4, hanging=10)
+                lines += wrap(f"{f.code} {short_message(f, v2)}{_tags(f)}", width, indent=4, hanging=10)
     return lines
 
 
-def head_lines(report: dict[str, Any], width: int | None) -> list[str]:
-    s = report["summary"]
+def head_lines(report: VerifyReport, width: int | None) -> list[str]:
+    s = report.summary
     parts = [
         "hpohash verify",
-        f"{plural(s['studies'], 'study', 'studies')} ({plural(s['parents'], 'parent')}, "
-        f"{plural(s['trials'], 'trial')}, {plural(s['refits'], 'refit')})"
-        + (f", {s['studies_skipped']} skipped (no run since --since)" if "studies_skipped" in s else ""),
-        "experiments " + (", ".join(report["experiments"]) or "—"),
-        report["tracking_uri"],
+        f"{plural(s.studies, 'study', 'studies')} ({plural(s.parents, 'parent')}, "
+        f"{plural(s.trials, 'trial')}, {plural(s.refits, 'refit')})"
+        + (f", {s.studies_skipped} skipped (no run since --since)" if s.studies_skipped is not None else ""),
+        "experiments " + (", ".join(report.experiments) or "—"),
+        report.tracking_uri,
     ]
     return join_wrap(parts, width)
 
 
-def statistics_lines(report: dict[str, Any]) -> list[str]:
+def code_counts(findings: Sequence[Finding]) -> list[tuple[str, int, int]]:
+    """(code, findings, fixable) per code, in code order: ``--statistics`` in every format."""
+    counts = Counter(f.code for f in findings)
+    fixable = Counter(f.code for f in findings if f.fixable)
+    return [(code, counts[code], fixable[code]) for code in sorted(counts)]
+
+
+def statistics_lines(report: VerifyReport) -> list[str]:
     """Per code, like ``ruff --statistics``: count, code, how many backfill fixes, what it is."""
-    counts = Counter(f["code"] for f in report["findings"])
-    fixable = Counter(f["code"] for f in report["findings"] if f["fixable"])
-    width = max((len(str(n)) for n in counts.values()), default=1)
+    rows = code_counts(report.findings)
+    width = max((len(str(n)) for _, n, _ in rows), default=1)
     return [
-        f"{counts[code]:>{width}} {code} {fixable[code]:>{width}} fixable  {CODES.get(code, '')}".rstrip()
-        for code in sorted(counts)
+        f"{n:>{width}} {code} {fixable:>{width}} fixable  {RULES[code].short}".rstrip() for code, n, fixable in rows
     ]
 
 
-def summary_lines(report: dict[str, Any], ctx: VerifyContext, width: int | None = None) -> list[str]:
+def summary_lines(report: VerifyReport, ctx: VerifyContext, width: int | None = None) -> list[str]:
     """The closing summary, then what to do: the backfill command, or why backfill cannot help."""
-    findings = report["findings"]
-    errors = [f for f in findings if f["severity"] == "error"]
-    warnings = [f for f in findings if f["severity"] == "warning"]
-    s = report["summary"]
+    findings = report.findings
+    errors = [f for f in findings if f.severity == "error"]
+    warnings = [f for f in findings if f.severity == "warning"]
+    s = report.summary
     if not findings:
-        checked = s["parents"] + s["trials"] + s["refits"]
-        return [f"no findings: {plural(checked, 'run')} of {plural(s['studies'], 'study', 'studies')} checked"]
-    runs = len({f["run_id"] for f in findings})
-    studies = len({f["parent_run_id"] for f in findings if f["parent_run_id"]})
+        checked = s.parents + s.trials + s.refits
+        return [f"no findings: {plural(checked, 'run')} of {plural(s.studies, 'study', 'studies')} checked"]
+    runs = len({f.run_id for f in findings})
+    studies = len({f.parent_run_id for f in findings if f.parent_run_id})
     where = f" in {plural(runs, 'run')}" + (f" of {plural(studies, 'study', 'studies')}" if studies else "")
-    head = f"{plural(len(errors), 'error')} ({sum(f['fixable'] for f in errors)} fixable)" if errors else "no errors"
+    head = f"{plural(len(errors), 'error')} ({sum(f.fixable for f in errors)} fixable)" if errors else "no errors"
     if warnings:
         head += f", {plural(len(warnings), 'warning')}" + (" (--strict: they fail)" if ctx.strict else "")
     lines = wrap(head + where, width)
     failing = errors + (warnings if ctx.strict else [])
-    unfixable = Counter(f["code"] for f in failing if not f["fixable"])
+    unfixable = Counter(f.code for f in failing if not f.fixable)
     for code, n in sorted(unfixable.items()):
-        lines += wrap(f"{code} ×{n} not fixable by backfill: {UNFIXABLE_HINT.get(code, 'see the finding')}", width)
-    explain = next(
-        (f for f in failing if not f["fixable"] and f["code"] in HASH_CODES and f["stage"] != "parent"), None
-    )
+        lines += wrap(f"{code} ×{n} not fixable by backfill: {RULES[code].hint or 'see the finding'}", width)
+    explain = next((f for f in failing if not f.fixable and RULES[f.code].shows_hash and f.stage != "parent"), None)
     if explain is not None:
-        lines.append(f"explain: {ctx.diff_command} {explain['run_id']}")
-    if any(f["fixable"] for f in findings):
+        lines.append(f"explain: {ctx.diff_command} {explain.run_id}")
+    if any(f.fixable for f in findings):
         lines.append(f"fix: {ctx.backfill_command}")
     return lines
+
+
+def compact(value: Any, limit: int | None = None) -> str:
+    """A diff value on one line: strings as they are, anything else as sorted JSON; cut at ``limit``."""
+    import json
+
+    shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return shown if limit is None or len(shown) <= limit else shown[: limit - 3] + "…"
+
+
+# ------------------------------------------------------------------------------------------ diff
+
+#: the rows every format shows for the two sides of a diff: (label, side field, a hash?)
+DIFF_ROWS: tuple[tuple[str, str, bool], ...] = (
+    ("model", "model", False),
+    ("study hash (claimed)", "study_key_hash", True),
+    ("study hash (stored)", "stored_study_key_hash", True),
+    ("study hash (recomputed v2)", "recomputed_study_key_hash", True),
+    ("trial hash (claimed)", "trial_key_hash", True),
+    ("trial hash (recomputed)", "recomputed_trial_key_hash", True),
+    ("cause", "cause", False),
+)
+
+
+def diff_rows(report: DiffReport, show_hash: Callable[[str | None], str]) -> list[tuple[str, str, str]]:
+    """(label, a, b) for each of ``DIFF_ROWS``: hashes through the format's ``show_hash``, other
+    values as they are, ``—`` where a side has none."""
+    rows = []
+    for label, name, is_hash in DIFF_ROWS:
+        a, b = getattr(report.a, name), getattr(report.b, name)
+        rows.append((label, show_hash(a), show_hash(b)) if is_hash else (label, a or "—", b or "—"))
+    return rows
+
+
+def diff_verdict(report: DiffReport) -> tuple[tuple[bool, str], ...]:
+    """(agrees, words) for the study, and the trial when both sides claim one."""
+    out = [(report.same_study, "same study" if report.same_study else "different studies")]
+    if report.same_trial is not None:
+        out.append((report.same_trial, "same trial" if report.same_trial else "different trials"))
+    return tuple(out)
