@@ -342,7 +342,7 @@ def _tree_choice(config_dir: str, stage: str | None) -> Any:
     from hpohash import sources as src
 
     try:
-        return src.ConfigSources([config_dir], history=False).default_choice(stage)
+        return src.ConfigSources.read([config_dir], history=False).default_choice(stage)
     except src.SourceError as exc:
         raise UsageError(str(exc)) from exc
 

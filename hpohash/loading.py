@@ -401,7 +401,7 @@ def open_sources(
             raise UsageError("--config-rev needs --config-dir")
         return None
     try:
-        return src.ConfigSources(config_dirs, history=history, rev=rev)
+        return src.ConfigSources.read(config_dirs, history=history, rev=rev)
     except src.SourceError as exc:
         raise UsageError(str(exc)) from exc
 

@@ -36,7 +36,7 @@ def test_git_blob_id_is_gits() -> None:
 
 
 def test_example_tree_candidates(tmp_path: Path) -> None:
-    s = ConfigSources([str(TREE)], history=False)
+    s = ConfigSources.read([str(TREE)], history=False)
     # 2 data × 2 hpo × 1 train × 1 benchmark
     assert len(s.candidates) == 4
     assert {(Path(c.data.path).name, Path(c.hpo.path).name) for c in s.candidates} == {
@@ -52,13 +52,13 @@ def test_malformed_work_tree_file_is_a_usage_error(tmp_path: Path) -> None:
     shutil.copytree(TREE, tree)
     (tree / "hpo" / "smoke.yaml").write_text("search_space: {a: [1,\n")
     with pytest.raises(SourceError, match=r"hpo/smoke.yaml: malformed YAML"):
-        ConfigSources([str(tree)], history=False)
+        ConfigSources.read([str(tree)], history=False)
     with pytest.raises(SourceError, match="no such directory"):
-        ConfigSources([str(tmp_path / "nope")], history=False)
+        ConfigSources.read([str(tmp_path / "nope")], history=False)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SourceError, match="no data, hpo and train configs"):
-        ConfigSources([str(empty)], history=False)
+        ConfigSources.read([str(empty)], history=False)
 
 
 values = st.recursive(
@@ -79,7 +79,7 @@ def test_hostile_experiment_files_never_crash(tmp_path_factory: pytest.TempPathF
         (tree / rel).write_text("name: x\n")
     (tree / "experiment").mkdir()
     (tree / "experiment" / "e.yaml").write_text(yaml.safe_dump(exp))
-    s = ConfigSources([str(tree)], history=False)
+    s = ConfigSources.read([str(tree)], history=False)
     assert len(s.candidates) >= 1
     with contextlib.suppress(SourceError):
         s.default_choice(stage or None)
