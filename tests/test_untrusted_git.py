@@ -452,3 +452,46 @@ def test_a_smaller_bound_reads_less(tmp_path: Path) -> None:
     assert len(ConfigSources.read([str(repo / "config")], max_history_mib=1).candidates) == 3
     with pytest.raises(SourceError, match="max_history_mib must be at least 1"):
         ConfigSources.read([str(repo / "config")], max_history_mib=0)
+
+
+def test_verify_past_the_bound_warns_and_reports_the_rest(run_cli, builder, tmp_path: Path) -> None:
+    """End to end: newer commits holding ~600 KiB configs push the older studies' commits past a
+    1 MiB bound; verify names the bound and the option once, and reports those studies as HH142."""
+    import json
+
+    from tests.pipeline import build_pipeline_store
+    from tests.pipeline import git as pipeline_git
+
+    _, name, repo, st = build_pipeline_store(builder, tmp_path)
+    big = repo / "config" / "data" / "big.yaml"
+    for k in range(2):
+        big.write_text(f"version: '{k}'\n" + "# " + "x" * 600_000 + "\n")
+        pipeline_git(repo, "add", "-A")
+        pipeline_git(repo, "commit", "-q", "-m", f"big {k}", date=f"2026-06-0{k + 1}T00:00:00+00:00")
+    big.unlink()
+    pipeline_git(repo, "commit", "-q", "-am", "no big", date="2026-06-03T00:00:00+00:00")
+    base = ["verify", "--tracking-uri", builder.uri, "-e", name, "--config-dir", str(repo / "config")]
+    r = run_cli([*base, "--format", "json"])
+    assert r.err == "" and {s["recomputed_study_key_hash"] for s in json.loads(r.out)["studies"]} >= {
+        st["legacy"].v2,
+        st["gen1"].v2,
+    }
+    r = run_cli([*base, "--max-history-mib", "1", "--format", "json"])
+    assert r.code == 1
+    assert r.err == (
+        f"hpohash: warning: --config-dir {repo / 'config'}: config history read back to 2 commits only: older "
+        "file versions would pass the bound of 1 MiB read; raise --max-history-mib (now 1) to read more\n"
+    )
+    doc = json.loads(r.out)
+    hh142 = {f["run_id"] for f in doc["findings"] if f["code"] == "HH142"}
+    assert hh142 == {st["legacy"].parent, st["gen1"].parent}
+    gen2 = next(s for s in doc["studies"] if s["parent_run_id"] == st["gen2"].parent)
+    assert gen2["recomputed_study_key_hash"] == st["gen2"].v2  # the work tree's study is still found
+    import hpohash
+
+    report = hpohash.verify(
+        tracking_uri=builder.uri, experiments=[name], config_dirs=[str(repo / "config")], max_history_mib=1
+    )
+    assert {f.run_id for f in report.findings if f.code == "HH142"} == hh142  # the library call agrees
+    bad = run_cli([*base, "--max-history-mib", "0"])
+    assert bad.code == 2 and "--max-history-mib" in bad.err and "Traceback" not in bad.err
