@@ -214,13 +214,14 @@ class _Reader:
                         existing.revisions.append(snap.revision)
                     if self._visited <= 16 * self.bounds.max_versions:
                         continue
-                elif len(self.candidates) < self.bounds.max_versions:
+                elif len(self.candidates) < self.bounds.max_candidates:
                     self._by_key[cand.key] = cand
                     self.candidates.append(cand)
                     continue
+                where = snap.revision.label if snap.revision.commit else "the work tree"
                 self.warnings.append(
-                    f"--config-dir {directory}: more than {self.bounds.max_versions:,} data × hpo × train "
-                    f"combinations: the rest (from {snap.revision.label} back) are not searched; {self.bounds.hint()}"
+                    f"--config-dir {directory}: more than {self.bounds.max_candidates:,} data × hpo × train "
+                    f"combinations: the rest (from {where} back) are not searched; {self.bounds.hint()}"
                 )
                 return
         if not formed:

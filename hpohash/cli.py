@@ -135,7 +135,7 @@ def config_source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         type=click.IntRange(min=1),
         default=DEFAULT_HISTORY_MIB,
         show_default=True,
-        help="Bound on reading --config-dir history: MiB of config versions (and ×1,024 file versions and "
+        help="Bound on reading --config-dir history: MiB of config versions (and ×1,024 file versions, ×64 "
         "candidate config sets); past it, older history is skipped with a warning.",
     )(f)
     f = click.option(

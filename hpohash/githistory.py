@@ -26,7 +26,8 @@ from pathlib import Path
 
 GIT_TIMEOUT_S = 60
 #: the default of ``--max-history-mib``: memory a config tree's history may take (blob bytes read;
-#: the same number × 1,024 bounds file versions and candidate config sets)
+#: the same number × 1,024 bounds file versions replayed, × 64 candidate config sets formed, since
+#: discovery hashes each candidate once, about a millisecond each)
 DEFAULT_HISTORY_MIB = 64
 #: a single config file larger than this is never read (the work tree refuses it too)
 MAX_BLOB_BYTES = 1024 * 1024
@@ -232,14 +233,16 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class HistoryBounds:
-    """How much of a history is read: blob bytes, and file versions (path × commit) replayed."""
+    """How much of a history is read: blob bytes, file versions (path × commit) replayed, and
+    candidate config sets formed from them."""
 
     max_bytes: int = DEFAULT_HISTORY_MIB * 1024 * 1024
     max_versions: int = DEFAULT_HISTORY_MIB * 1024
+    max_candidates: int = DEFAULT_HISTORY_MIB * 64
 
     @classmethod
     def of_mib(cls, mib: int) -> HistoryBounds:
-        return cls(mib * 1024 * 1024, mib * 1024)
+        return cls(mib * 1024 * 1024, mib * 1024, mib * 64)
 
     @property
     def mib(self) -> int:

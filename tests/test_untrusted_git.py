@@ -347,7 +347,8 @@ sys.path.insert(0, {root!r})
 from hpohash.sources import ConfigSources, Evidence
 t0 = time.perf_counter()
 s = ConfigSources.read([{tree!r}], max_history_mib={mib})
-found = s.discover(Evidence(stored=None, schema_tag=None, model="m"))
+found = s.discover(Evidence(stored="0" * 64, schema_tag="2.0", model="m"))  # matches none: all are hashed
+assert found.candidate is None and found.examined == len(s.candidates)
 print("candidates", len(s.candidates))
 print("seconds", round(time.perf_counter() - t0, 2))
 for w in s.warnings:
@@ -441,9 +442,9 @@ def test_blob_bomb_stops_at_the_byte_bound(tmp_path: Path) -> None:
 def test_combination_bomb_stops_at_the_candidate_bound(tmp_path: Path) -> None:
     peak_mib, out = run_bomb(combination_bomb(tmp_path))
     [warning] = out["warning"]
-    assert "more than 65,536 data × hpo × train combinations" in warning
+    assert "more than 4,096 data × hpo × train combinations" in warning
     assert "raise --max-history-mib (now 64) to read more" in warning
-    assert out["candidates"] == ["65536"]
+    assert out["candidates"] == ["4096"]
     assert peak_mib <= 500
 
 
