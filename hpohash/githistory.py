@@ -72,27 +72,23 @@ NOT_A_REPOSITORY = "not inside a git repository"
 
 
 class OutputBound(Exception):
-    """Git printed more than the caller's bound; the process was stopped."""
+    """Git printed more than the caller's bound; the process was stopped. ``partial`` is what it had
+    printed by then."""
+
+    def __init__(self, bound: int, partial: bytes) -> None:
+        super().__init__(f"git printed more than {bound:,} bytes")
+        self.partial = partial
 
 
 def _protected_settings() -> list[str]:
     """The user's ``safe.directory`` entries: the one setting of theirs a read must keep, passed as
     ``-c`` because their config files are otherwise not read (and git takes it only from there).
-    Looked up on every call, from the filesystem root so that no repository's config is read."""
-    env = _base_env()
-    env.update({k: v for k, v in os.environ.items() if k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")})
+    Looked up for every call, from the filesystem root so that no repository's config is read."""
     try:
-        proc = subprocess.run(
-            ["git", "config", "--get-all", "safe.directory"],
-            capture_output=True,
-            timeout=GIT_TIMEOUT_S,
-            env=env,
-            cwd=os.path.abspath(os.sep),
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        found = run_git(Path(os.path.abspath(os.sep)), "config", "--get-all", "safe.directory", _user=True)
+    except GitError:
         return []
-    return [f"safe.directory={v}" for v in proc.stdout.decode("utf-8", "surrogateescape").splitlines() if v]
+    return [f"safe.directory={v}" for v in found.decode("utf-8", "surrogateescape").splitlines() if v]
 
 
 def _base_env() -> dict[str, str]:
@@ -101,13 +97,16 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def git_env() -> dict[str, str]:
-    """The environment of every git call: the user's and system config unread, no lazy fetch, no
-    transport, no prompts, no pager, no replace refs, no index lock."""
+def git_env(*, user_config: bool = False) -> dict[str, str]:
+    """The environment of every git call: the user's and system config unread (unless
+    ``user_config``, to read their ``safe.directory``), no lazy fetch, no transport, no prompts, no
+    pager, no replace refs, no index lock."""
     env = _base_env()
+    if user_config:
+        env.update({k: v for k, v in os.environ.items() if k in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")})
+    else:
+        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
     env.update(
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_CONFIG_GLOBAL=os.devnull,
         GIT_ATTR_NOSYSTEM="1",
         GIT_NO_LAZY_FETCH="1",
         GIT_ALLOW_PROTOCOL="none",  # set: every protocol not listed is refused, whatever the config says
@@ -126,14 +125,16 @@ def run_git(
     input_: bytes | None = None,
     max_output: int | None = None,
     ok: Callable[[int], bool] = lambda rc: rc == 0,
+    _user: bool = False,
 ) -> bytes:
     """The one way hpohash runs git: fixed environment and overrides, bounded output, a timeout.
 
     Raises :class:`GitError` with git's message when it fails, :class:`OutputBound` when stdout
-    exceeds ``max_output`` bytes (the process is killed).
+    exceeds ``max_output`` bytes (the process is killed). ``_user`` is for reading the user's own
+    ``safe.directory`` only.
     """
     cmd = ["git", "--no-pager", "--no-replace-objects"]
-    for setting in (*_OVERRIDES, *_protected_settings()):
+    for setting in (*_OVERRIDES, *([] if _user else _protected_settings())):
         cmd += ["-c", setting]
     cmd += ["-C", str(cwd), *args]
     try:
@@ -142,7 +143,7 @@ def run_git(
             stdin=subprocess.PIPE if input_ is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=git_env(),
+            env=git_env(user_config=_user),
         )
     except OSError as exc:
         raise GitError(f"cannot run git: {exc.strerror or exc}") from exc
@@ -182,7 +183,7 @@ def run_git(
             out += chunk
             if max_output is not None and len(out) > max_output:
                 proc.kill()
-                raise OutputBound(f"more than {max_output} bytes")
+                raise OutputBound(max_output, bytes(out))
         rc = proc.wait()
     finally:
         timer.cancel()
@@ -425,8 +426,8 @@ def _replay(
             max_output=bounds.max_versions * 400,
         )
         truncated = False
-    except OutputBound:
-        log, truncated = b"", True
+    except OutputBound as exc:  # replay what came: the bound on versions stops it before the cut
+        log, truncated = exc.partial.rpartition(b"\0")[0], True
     snaps: list[Snapshot] = []
     versions = 0
     tokens = log.split(b"\0")
@@ -445,6 +446,8 @@ def _replay(
             snaps.append(Snapshot(Revision(header.group(1), header.group(2)), dict(state)))
             continue
         meta = _META.fullmatch(token)
+        if truncated and i >= len(tokens):
+            break  # the cut fell between a change and its path
         if not meta or i >= len(tokens):
             raise GitError("unexpected git log output")
         path = tokens[i].decode("utf-8", "surrogateescape")

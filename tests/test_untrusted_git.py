@@ -496,3 +496,17 @@ def test_verify_past_the_bound_warns_and_reports_the_rest(run_cli, builder, tmp_
     assert {f.run_id for f in report.findings if f.code == "HH142"} == hh142  # the library call agrees
     bad = run_cli([*base, "--max-history-mib", "0"])
     assert bad.code == 2 and "--max-history-mib" in bad.err and "Traceback" not in bad.err
+
+
+def test_bound_on_file_versions(tmp_path: Path) -> None:
+    """Each commit replays the tree's 3 files: a bound of 10 versions keeps 3 commits, one warning."""
+    from hpohash.candidates import CandidateSet
+    from hpohash.githistory import HistoryBounds
+
+    repo = make_repo(tmp_path / "repo", versions=6)
+    s = CandidateSet.read([str(repo / "config")], bounds=HistoryBounds(64 * 2**20, 10, 10**6))
+    assert [w.split(": ", 1)[1] for w in s.warnings] == [
+        "config history read back to 3 commits only: more file versions than the bound of 10; "
+        "raise --max-history-mib (now 64) to read more"
+    ]
+    assert len(s.candidates) == 3
