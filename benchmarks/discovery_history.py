@@ -70,7 +70,7 @@ def main() -> None:
         sh = h.compute_study_hashes(oldest["data"], oldest["hpo"], oldest["train"], model)
         for label, pruned in (("no fingerprint tags", False), ("pruned by fingerprint tags", True)):
             t0 = time.perf_counter()
-            sources = ConfigSources([str(tree)])
+            sources = ConfigSources.read([str(tree)])
             t1 = time.perf_counter()
             found = sources.discover(
                 Evidence(

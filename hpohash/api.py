@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hpohash.errors import HpohashError, UsageError
+from hpohash.githistory import DEFAULT_HISTORY_MIB
 from hpohash.perf import gc_paused
 from hpohash.reports import (
     BackfillPlan,
@@ -50,6 +51,7 @@ def read_scope(
     config_dirs: Sequence[str] = (),
     config_history: bool = True,
     config_rev: str | None = None,
+    max_history_mib: int = DEFAULT_HISTORY_MIB,
     tags_config: str | None = None,
     model: str | None = None,
     include_deleted: bool = False,
@@ -74,6 +76,7 @@ def read_scope(
         config_dirs=config_dirs,
         config_history=config_history,
         config_rev=config_rev,
+        max_history_mib=max_history_mib,
         model_override=model,
         progress=progress,
         since_ms=since_ms,
@@ -101,6 +104,7 @@ def verify(
     config_dirs: Sequence[str] = (),
     config_history: bool = True,
     config_rev: str | None = None,
+    max_history_mib: int = DEFAULT_HISTORY_MIB,
     tags_config: str | None = None,
     model: str | None = None,
     include_deleted: bool = False,
@@ -130,6 +134,7 @@ def verify(
         config_dirs=config_dirs,
         config_history=config_history,
         config_rev=config_rev,
+        max_history_mib=max_history_mib,
         tags_config=tags_config,
         model=model,
         include_deleted=include_deleted,
@@ -188,6 +193,7 @@ def plan_backfill(
     config_dirs: Sequence[str] = (),
     config_history: bool = True,
     config_rev: str | None = None,
+    max_history_mib: int = DEFAULT_HISTORY_MIB,
     tags_config: str | None = None,
     model: str | None = None,
     trial_key_schema: str = "auto",
@@ -203,6 +209,7 @@ def plan_backfill(
         config_dirs=config_dirs,
         config_history=config_history,
         config_rev=config_rev,
+        max_history_mib=max_history_mib,
         tags_config=tags_config,
         model=model,
         progress=progress,
@@ -310,6 +317,7 @@ def diff(
     config_dirs: Sequence[str] = (),
     config_history: bool = True,
     config_rev: str | None = None,
+    max_history_mib: int = DEFAULT_HISTORY_MIB,
     against_config_dir: bool = False,
     stage: str | None = None,
     model: str | None = None,
@@ -325,7 +333,7 @@ def diff(
     from hpohash.tracking import Tracking
 
     registry = registry_for(tags_config)
-    sources = open_sources(config_dirs, history=config_history, rev=config_rev)
+    sources = open_sources(config_dirs, history=config_history, rev=config_rev, max_history_mib=max_history_mib)
     if sources is not None and warn is not None:
         warn(sources.warnings)
     if against_config_dir and (run_b or not config_dirs):

@@ -27,6 +27,7 @@ from hpohash.errors import (
     HpohashError,
     UsageError,
 )
+from hpohash.githistory import DEFAULT_HISTORY_MIB
 from hpohash.render import write_text
 from hpohash.text import parse_since
 
@@ -52,6 +53,7 @@ HELP_SECTIONS: dict[str, str] = {
         ("config_dirs", "config_history", "config_rev", "stage", "against_config_dir", "tags_config", "model"),
         "Config",
     ),
+    "max_history_mib": "Config",
     **dict.fromkeys(
         ("fmt", "output", "select", "ignore", "statistics", "strict", "quiet", "verbose"),
         "Output",
@@ -124,10 +126,19 @@ class StoreArgs:
     config_rev: str | None
     parent_run_id: str | None
     model: str | None
+    max_history_mib: int = DEFAULT_HISTORY_MIB
 
 
 def config_source_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--config-dir`` (repeatable) and how far back its git history is searched."""
+    f = click.option(
+        "--max-history-mib",
+        type=click.IntRange(min=1),
+        default=DEFAULT_HISTORY_MIB,
+        show_default=True,
+        help="Bound on reading --config-dir history: MiB of config versions (and ×1,024 file versions, ×64 "
+        "candidate config sets); past it, older history is skipped with a warning.",
+    )(f)
     f = click.option(
         "--config-rev",
         metavar="REV",
@@ -191,6 +202,7 @@ def store_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Ca
         config_rev: str | None,
         parent_run_id: str | None,
         model: str | None,
+        max_history_mib: int,
         **kwargs: Any,
     ) -> Any:
         store = StoreArgs(
@@ -203,6 +215,7 @@ def store_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Ca
             config_rev,
             parent_run_id,
             model,
+            max_history_mib,
         )
         return f(*args, store=store, **kwargs)
 
@@ -343,7 +356,7 @@ def _tree_choice(config_dir: str, stage: str | None) -> Any:
     from hpohash import sources as src
 
     try:
-        return src.ConfigSources([config_dir], history=False).default_choice(stage)
+        return src.ConfigSources.read([config_dir], history=False).default_choice(stage)
     except src.SourceError as exc:
         raise UsageError(str(exc)) from exc
 
@@ -403,6 +416,7 @@ def _load_scope(
                 config_dirs=store.config_dirs,
                 config_history=store.config_history,
                 config_rev=store.config_rev,
+                max_history_mib=store.max_history_mib,
                 tags_config=store.tags_config,
                 model=store.model,
                 include_deleted=include_deleted,
@@ -446,6 +460,8 @@ def _scope_argv(store: StoreArgs, read: Any) -> list[str]:
         argv.append("--no-config-history")
     if store.config_rev:
         argv += ["--config-rev", store.config_rev]
+    if store.max_history_mib != DEFAULT_HISTORY_MIB:
+        argv += ["--max-history-mib", str(store.max_history_mib)]
     if store.model:
         argv += ["--model", store.model]
     return argv
@@ -758,6 +774,7 @@ def diff_cmd(
     config_dirs: tuple[str, ...],
     config_history: bool,
     config_rev: str | None,
+    max_history_mib: int,
     against_config_dir: bool,
     stage: str | None,
     model: str | None,
@@ -792,6 +809,7 @@ def diff_cmd(
         config_dirs=config_dirs,
         config_history=config_history,
         config_rev=config_rev,
+        max_history_mib=max_history_mib,
         against_config_dir=against_config_dir,
         stage=stage,
         model=model,

@@ -13,14 +13,17 @@ import json
 import math
 from typing import Any
 
+from hpohash.errors import UsageError
+
 #: nesting deeper than this is refused (real configs nest a handful of levels)
 MAX_DEPTH = 100
 #: values a document may expand to, counting each use of a YAML alias in full
 MAX_NODES = 200_000
 
 
-class LimitError(ValueError):
-    """A document outside the bounds above, or holding a value JSON cannot express."""
+class LimitError(UsageError, ValueError):
+    """A document outside the bounds above, or holding a value JSON cannot express: bad input (exit 2);
+    still a ``ValueError`` for callers that catch what ``json``/``yaml`` parsing raises."""
 
 
 def _yaml_loader() -> type:

@@ -101,6 +101,7 @@ def load_scope(
     model_override: str | None = None,
     progress: ProgressFn | None = None,
     since_ms: int | None = None,
+    max_history_mib: int = src.DEFAULT_HISTORY_MIB,
 ) -> Scope:
     """Read the given experiments once and build the study model.
 
@@ -108,7 +109,7 @@ def load_scope(
     started since then, each read whole. Over HTTP, each parent's config artifacts are fetched on a
     thread pool as soon as the scan meets the parent, so the fetches overlap the remaining pages.
     """
-    disk = open_sources(config_dirs, history=config_history, rev=config_rev)
+    disk = open_sources(config_dirs, history=config_history, rev=config_rev, max_history_mib=max_history_mib)
     reducer = Reducer(scan_keep(registry))
     prefetch: dict[str, Future[Any]] = {}
     pool = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS_HTTP) if tracking.http else None
@@ -393,7 +394,11 @@ def _scan_one_study(
 
 
 def open_sources(
-    config_dirs: Sequence[str], *, history: bool = True, rev: str | None = None
+    config_dirs: Sequence[str],
+    *,
+    history: bool = True,
+    rev: str | None = None,
+    max_history_mib: int = src.DEFAULT_HISTORY_MIB,
 ) -> src.ConfigSources | None:
     """``--config-dir`` sources, read once for every study; a bad file in a work tree is a usage error."""
     if not config_dirs:
@@ -401,7 +406,7 @@ def open_sources(
             raise UsageError("--config-rev needs --config-dir")
         return None
     try:
-        return src.ConfigSources(config_dirs, history=history, rev=rev)
+        return src.ConfigSources.read(config_dirs, history=history, rev=rev, max_history_mib=max_history_mib)
     except src.SourceError as exc:
         raise UsageError(str(exc)) from exc
 

@@ -157,7 +157,7 @@ def scope_for(case: Mapping[str, Any], tmp: Path) -> tuple[Scope, dict[str, str]
         other = load_case(case["config_dir"])
         for n in ("data", "hpo", "train"):
             (d / f"{n}.json").write_text(json.dumps(other[n]))
-        disk = src.ConfigSources([str(d)], history=False)
+        disk = src.ConfigSources.read([str(d)], history=False)
     scope = build_scope(
         TagRegistry(), [Experiment("1", "memory")], records, tracking_uri="memory://", fetch=fetch, disk=disk
     )

@@ -42,7 +42,7 @@ def test_flat_config_dir(tmp_path: Path) -> None:
     (tmp_path / "data.yml").write_text("name: d\n")
     (tmp_path / "hpo.json").write_text('{"objective": {"metric": "f1"}}')
     (tmp_path / "train.yaml").write_text("num_epochs: 2\n")
-    cs = ConfigSources([str(tmp_path)], history=False).default_choice()
+    cs = ConfigSources.read([str(tmp_path)], history=False).default_choice()
     assert (cs.data, cs.hpo, cs.train, cs.benchmark) == (
         {"name": "d"},
         {"objective": {"metric": "f1"}},
@@ -57,9 +57,9 @@ def test_flat_config_dir_missing(tmp_path: Path) -> None:
 
     (tmp_path / "data.yaml").write_text("name: d\n")
     with pytest.raises(SourceError, match=rf"--config-dir: {tmp_path}: no data, hpo and train configs"):
-        ConfigSources([str(tmp_path)], history=False)
+        ConfigSources.read([str(tmp_path)], history=False)
     with pytest.raises(SourceError, match="no such directory"):
-        ConfigSources([str(tmp_path / "nope")], history=False)
+        ConfigSources.read([str(tmp_path / "nope")], history=False)
 
 
 def test_registry_defaults_and_legacy_reads() -> None:

@@ -36,7 +36,7 @@ def test_git_blob_id_is_gits() -> None:
 
 
 def test_example_tree_candidates(tmp_path: Path) -> None:
-    s = ConfigSources([str(TREE)], history=False)
+    s = ConfigSources.read([str(TREE)], history=False)
     # 2 data × 2 hpo × 1 train × 1 benchmark
     assert len(s.candidates) == 4
     assert {(Path(c.data.path).name, Path(c.hpo.path).name) for c in s.candidates} == {
@@ -52,13 +52,13 @@ def test_malformed_work_tree_file_is_a_usage_error(tmp_path: Path) -> None:
     shutil.copytree(TREE, tree)
     (tree / "hpo" / "smoke.yaml").write_text("search_space: {a: [1,\n")
     with pytest.raises(SourceError, match=r"hpo/smoke.yaml: malformed YAML"):
-        ConfigSources([str(tree)], history=False)
+        ConfigSources.read([str(tree)], history=False)
     with pytest.raises(SourceError, match="no such directory"):
-        ConfigSources([str(tmp_path / "nope")], history=False)
+        ConfigSources.read([str(tmp_path / "nope")], history=False)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(SourceError, match="no data, hpo and train configs"):
-        ConfigSources([str(empty)], history=False)
+        ConfigSources.read([str(empty)], history=False)
 
 
 values = st.recursive(
@@ -79,7 +79,43 @@ def test_hostile_experiment_files_never_crash(tmp_path_factory: pytest.TempPathF
         (tree / rel).write_text("name: x\n")
     (tree / "experiment").mkdir()
     (tree / "experiment" / "e.yaml").write_text(yaml.safe_dump(exp))
-    s = ConfigSources([str(tree)], history=False)
+    s = ConfigSources.read([str(tree)], history=False)
     assert len(s.candidates) >= 1
     with contextlib.suppress(SourceError):
         s.default_choice(stage or None)
+
+
+def test_errors_are_usage_errors() -> None:
+    """Bad input from a config source or a bounded parse is exit 2 wherever it surfaces, untranslated."""
+    from hpohash.errors import EXIT_USAGE, UsageError
+    from hpohash.limits import LimitError, load_json
+
+    with pytest.raises(UsageError) as caught:
+        ConfigSources.read(["no-such-dir"], history=False)
+    assert isinstance(caught.value, SourceError) and caught.value.exit_code == EXIT_USAGE
+    with pytest.raises(UsageError) as limit:
+        load_json("[NaN]")
+    assert isinstance(limit.value, LimitError) and isinstance(limit.value, ValueError)
+    assert limit.value.exit_code == EXIT_USAGE
+
+
+def test_discovery_over_a_candidate_set_built_by_hand(tmp_path: Path) -> None:
+    """The constructor reads nothing: discovery works on candidates a caller already has."""
+    from hpohash.candidates import Candidate, CandidateSet, ConfigFile
+    from hpohash.hashing import compute_study_hashes
+    from hpohash.sources import Evidence, Origin, Revision
+
+    def f(role: str, value: dict) -> ConfigFile:
+        return ConfigFile(role, f"cfg/{role}.yaml", f"{role}.yaml", git_blob_id(repr(value).encode()), value)
+
+    old, new = Revision("a" * 40, "2024-01-01T00:00:00+00:00"), Revision(None, None)
+    c_new = Candidate(f("data", {"version": "2"}), f("hpo", {"h": 1}), f("train", {"t": 1}), None, "cfg", [new])
+    c_old = Candidate(f("data", {"version": "1"}), f("hpo", {"h": 1}), f("train", {"t": 1}), None, "cfg", [old])
+    s = ConfigSources(CandidateSet([c_new, c_old]))
+    stored = compute_study_hashes({"version": "1"}, {"h": 1}, {"t": 1}, "m").study_key_hash
+    found = s.discover(Evidence(stored=stored, schema_tag="2.0", model="m"))
+    assert found.candidate is c_old and found.examined == 2
+    assert Origin.of(c_old, None).as_dict() == {
+        "revision": "a" * 40, "commit": "a" * 40, "date": "2024-01-01T00:00:00+00:00",
+        "files": {"data": "cfg/data.yaml", "hpo": "cfg/hpo.yaml", "train": "cfg/train.yaml"},
+    }  # fmt: skip
