@@ -293,3 +293,30 @@ def test_log_batch_is_split_at_the_backends_tags_per_call(builder: Builder, monk
     t.set_tags(run_id, {f"k{i:03d}": str(i) for i in range(250)})
     assert calls == [100, 100, 50]
     assert len(builder.client.get_run(run_id).data.tags) >= 250
+
+
+@pytest.mark.server
+def test_a_refusal_wins_over_what_the_family_is_known_for(
+    proxies, sqlite_mlflow_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend taken to accept ILIKE (its family's record, not a probe) that refuses it: the search is
+    planned again with the form tried, and answers as the direct search does, case rules included."""
+    proxy = proxies["azureml"]
+    b = Builder(sqlite_mlflow_server.uri)
+    exp_id, _ = b.experiment()
+    stages = ["hpo", "HPO_trial", "hpo_refit", "train", "hpo_sweep", "cv_fold", "hpo"]
+    for i, stage in enumerate(stages):
+        b.client.create_run(exp_id, run_name=f"r{i}", tags={"code.stage": stage}, start_time=1000 + i)
+    assumed = replace(for_family("http"), tag_ilike=True, decided={"tag_ilike": "known for this backend"})
+    monkeypatch.setitem(tr._LEARNED, proxy.uri, assumed)
+    hpo = (Clause("tag", "ILIKE", "code.stage", "hpo%", exact=("hpo", "hpo_refit", "hpo_sweep", "hpo_trial")),)
+    direct = sorted(r.run_id for r in tr.Tracking(sqlite_mlflow_server.uri).scan([exp_id], clauses=hpo))
+    refused = proxy.refused["like"]
+    through = sorted(r.run_id for r in tr.Tracking(proxy.uri).scan([exp_id], clauses=hpo))
+    assert len(direct) == 5  # "train" and "cv_fold" are not hpo%
+    # '=' per exact value misses only the value written in another case ("HPO_trial")
+    assert len(through) == 4 and set(through) < set(direct)
+    assert proxy.refused["like"] == refused + 2  # the search, then the probe
+    assert tr._LEARNED[proxy.uri].tag_ilike is False
+    none = (Clause("tag", "ILIKE", "code.stage", "hpo%"),)  # no exact values: every run, filtered here
+    assert sorted(r.run_id for r in tr.Tracking(proxy.uri).scan([exp_id], clauses=none)) == direct
