@@ -150,6 +150,8 @@ def test_every_command_through_a_restricted_dialect_gives_the_direct_answer(
     # MLflow's own client waits out the 429 burst (Retry-After: 1) here
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    # pages of 4 runs: the direct path reads ahead with offset tokens, the proxy's opaque ones are followed
+    monkeypatch.setattr(tr, "PAGE_SIZE", 4)
     direct = sqlite_mlflow_server.uri
     b = Builder(direct)
     exp_id, name, repo, studies = build_pipeline_store(b, tmp_path / profile)
@@ -177,6 +179,7 @@ def test_every_command_through_a_restricted_dialect_gives_the_direct_answer(
     assert proxy.refused[{"azureml": "like", "databricks": "experiment_ids"}[profile]] >= 1
     assert proxy.refused["is_null"] == 1  # tried once, then evaluated here
     assert proxy.counts["429"] == 2 * len(commands)
+    assert proxy.refused["page_token"] == 0 and proxy.refused["or"] == 0 and proxy.refused["not_equal"] == 0
 
     # --verbose says which forms were used
     r = run_cli(
@@ -320,3 +323,20 @@ def test_a_refusal_wins_over_what_the_family_is_known_for(
     assert tr._LEARNED[proxy.uri].tag_ilike is False
     none = (Clause("tag", "ILIKE", "code.stage", "hpo%"),)  # no exact values: every run, filtered here
     assert sorted(r.run_id for r in tr.Tracking(proxy.uri).scan([exp_id], clauses=none)) == direct
+
+
+@pytest.mark.parametrize(("where", "said"), [("always", True), ("never", False), ("", False), ("bogus", False)])
+def test_the_cli_maps_the_server_filter_variable_and_verbose_says_the_forms(
+    run_cli, builder: Builder, monkeypatch: pytest.MonkeyPatch, where: str, said: bool
+) -> None:
+    """``HPOHASH_SERVER_FILTER`` reaches the adapter as ``BackendSettings.server_filter`` (a local store
+    filters on the client unless told ``always``); ``--verbose`` names each filter form used, once."""
+    monkeypatch.setenv("HPOHASH_SERVER_FILTER", where)
+    exp, name = builder.experiment()
+    builder.study(exp)
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--verbose", "--format", "json"])
+    assert r.code == 0, r.err
+    line = "hpohash: backend sql: tag ILIKE: sent to the server (known for this backend)"
+    assert r.err.count(line) == (1 if said else 0), r.err
+    quiet = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"])
+    assert quiet.err == "" and quiet.out == r.out
