@@ -164,7 +164,7 @@ def _study_groups(scope: Any) -> tuple[StudyGroup, ...]:
 def plan_from_scope(tracking: Any, scope: Any, *, trial_key_schema: str = "auto", force: bool = False) -> BackfillPlan:
     """The backfill plan of an already-read scope, with the errors it cannot fix as conflicts."""
     from hpohash.audit import audit, remaining_conflicts
-    from hpohash.plan import Plan, build_plan
+    from hpohash.plan import Plan, build_plan, within_limits
 
     with gc_paused():
         plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
@@ -172,6 +172,8 @@ def plan_from_scope(tracking: Any, scope: Any, *, trial_key_schema: str = "auto"
         # errors no planned change fixes are reported as conflicts: what is left is said, and the
         # exit code agrees with verify's
         plan = Plan(plan.changes, plan.conflicts + remaining_conflicts(findings, plan))
+        if hasattr(tracking, "capabilities"):  # what the backend would refuse: a conflict, never a failed write
+            plan = within_limits(plan, tracking.capabilities, tracking.tag_counts)
     return BackfillPlan(
         tracking_uri=scope.tracking_uri,
         experiments=tuple(e.name for e in scope.experiments),

@@ -660,6 +660,8 @@ def backfill_cmd(
     _check_journal_path(journal_path)
     tracking, scope = _load_scope(store, show_progress=_interactive(fmt, quiet))
     plan = api.plan_from_scope(tracking, scope, trial_key_schema=trial_key_schema, force=force)
+    note = tracking.undo_limit_note(plan.changes)  # said before anything is written
+    _warn([note] if note else [])
     renderer = _renderer(fmt)
     argv = _scope_argv(store, plan)
     if trial_key_schema != "auto":
@@ -932,7 +934,16 @@ def _interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
+def _backend_settings(verbose: bool) -> Any:
+    """The command's backend settings, from the environment variables the CLI honours (nowhere else)."""
+    from hpohash.settings import SERVER_FILTER, BackendSettings
+
+    server_filter = os.environ.get("HPOHASH_SERVER_FILTER", "").strip().lower()
+    return BackendSettings(server_filter=server_filter if server_filter in SERVER_FILTER else "auto", verbose=verbose)
+
+
 def _run(args: list[str]) -> int:
+    from hpohash.settings import using_settings
     from hpohash.tracking import configure_process
 
     configure_process()
@@ -941,7 +952,8 @@ def _run(args: list[str]) -> int:
     if ledger is not None:  # one command per call, even when called in-process many times
         ledger.reset()
     try:
-        rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
+        with using_settings(_backend_settings(verbose)):
+            rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
             if verbose:

@@ -5,12 +5,12 @@ study (fetched while the scan pages, over HTTP), never a ``get_run`` per run; th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from hpohash import capabilities as cap
 from hpohash import configs as cfg
 from hpohash import sources as src
 from hpohash.classify import (
@@ -38,7 +38,7 @@ from hpohash.study import (
     study_folder,
 )
 from hpohash.tags import TagRegistry
-from hpohash.tracking import DEFAULT_WORKERS_HTTP, Tracking, started_filter, tag_filter
+from hpohash.tracking import DEFAULT_WORKERS_HTTP, Tracking
 
 ProgressFn = Callable[[str, int, int | None], None]
 
@@ -61,24 +61,22 @@ def scan_keep(registry: TagRegistry) -> Keep:
     return Keep(tags=frozenset(keys), tag_prefixes=EXTRA_TAG_PREFIXES)
 
 
-def hpo_filters(registry: TagRegistry) -> list[str]:
+def hpo_filters(registry: TagRegistry) -> list[cap.Clause]:
     """Server-side filters that together select every run ``classify`` can give a role.
 
     MLflow's filter language has no OR, so: one scan for the ``hpo*`` stages (nearly every HPO run),
     and small ones for the two stages without that prefix and for ``run_type = refit``. Runs of
-    other stages never get a role, so leaving them on the server changes no study.
+    other stages never get a role, so leaving them on the server changes no study. Where ``ILIKE``
+    is refused, each is asked with ``=`` for the values the pipeline writes (``exact``).
     """
     stage, run_type = registry.key("stage"), registry.key("run_type")
     others = sorted(st for st in HPO_STAGES if not st.startswith("hpo"))
+    prefixed = tuple(sorted(st for st in HPO_STAGES if st.startswith("hpo")))
     return [
-        tag_filter(stage, "ILIKE", "hpo%"),
-        *(tag_filter(stage, "ILIKE", st) for st in others),
-        tag_filter(run_type, "ILIKE", "refit"),
+        cap.tag(stage, "ILIKE", "hpo%", exact=prefixed),
+        *(cap.tag(stage, "ILIKE", st, exact=(st,)) for st in others),
+        cap.tag(run_type, "ILIKE", "refit", exact=("refit",)),
     ]
-
-
-def _and(*clauses: str) -> str:
-    return " AND ".join(c for c in clauses if c)
 
 
 def _maybe_parent(run: RunRecord, reg: TagRegistry) -> bool:
@@ -112,7 +110,7 @@ def load_scope(
     disk = open_sources(config_dirs, history=config_history, rev=config_rev, max_history_mib=max_history_mib)
     reducer = Reducer(scan_keep(registry))
     prefetch: dict[str, Future[Any]] = {}
-    pool = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS_HTTP) if tracking.http else None
+    pool = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS_HTTP) if tracking.remote else None
     skipped: int | None = None
 
     def seen(run: RunRecord) -> None:
@@ -262,7 +260,7 @@ def _scan_hpo_runs(
     progress: ProgressFn | None,
     seen: Callable[[RunRecord], None] | None = None,
     *,
-    where: str = "",
+    where: Sequence[cap.Clause] = (),
 ) -> dict[str, RunRecord]:
     """Every HPO run of the experiments (and matching ``where``), server-side filtered."""
     runs: dict[str, RunRecord] = {}
@@ -275,9 +273,9 @@ def _scan_hpo_runs(
             progress("scan", done, None)
 
     on_server = _filter_on_server(tracking)
-    filters = [_and(flt, where) for flt in hpo_filters(registry)] if on_server else [where]
-    for flt in filters:
-        for run in tracking.scan(exp_ids, filter_string=flt, on_page=on_page, reducer=reducer):
+    filters = [(flt, *where) for flt in hpo_filters(registry)] if on_server else [tuple(where)]
+    for clauses in filters:
+        for run in tracking.scan(exp_ids, clauses=clauses, on_page=on_page, reducer=reducer):
             if run.run_id not in runs and _is_hpo(run, registry):
                 runs[run.run_id] = run
                 if seen is not None:
@@ -295,11 +293,12 @@ def _filter_on_server(tracking: Tracking) -> bool:
     """Over HTTP, a run the server filters out is never serialised, sent and parsed, which is most of
     its cost. On a local SQLite file the tag filter is a join that every page (LIMIT/OFFSET) repeats:
     measured at 50,000 runs, all of them HPO runs, a filtered scan took 42 s against 26 s unfiltered,
-    so there the runs are filtered here instead. ``HPOHASH_SERVER_FILTER=always|never`` overrides."""
-    choice = os.environ.get("HPOHASH_SERVER_FILTER", "").strip().lower()
+    so there the runs are filtered here instead. ``BackendSettings.server_filter`` (the CLI's
+    ``HPOHASH_SERVER_FILTER=always|never``) overrides."""
+    choice = tracking.settings.server_filter
     if choice in ("always", "never"):
         return choice == "always"
-    return tracking.http
+    return tracking.remote
 
 
 def _scan_recent_studies(
@@ -316,8 +315,7 @@ def _scan_recent_studies(
     parent's study is then read with the same server-side filters as ``--parent-run-id``. Old studies
     are only counted, from their parents alone (runs with no parent link, started before then).
     """
-    since = started_filter(">=", since_ms)
-    recent = _scan_hpo_runs(tracking, registry, exp_ids, reducer, progress, where=since)
+    recent = _scan_hpo_runs(tracking, registry, exp_ids, reducer, progress, where=(cap.started(">=", since_ms),))
     known = dict(recent)
     wanted = {ref for run in recent.values() for ref in _refs(run, registry)}
     for _ in range(2):  # parent links: trial → parent, fold → trial → parent
@@ -340,7 +338,7 @@ def _scan_recent_studies(
         exp_ids,
         reducer,
         None,
-        where=f"{tag_filter(registry.key('parent'), 'IS NULL')} AND {started_filter('<', since_ms)}",
+        where=(cap.tag(registry.key("parent"), "IS NULL"), cap.started("<", since_ms)),
     )
     old_roles, _ = classify(old_parents, registry)
     skipped = sum(1 for rid, r in old_roles.items() if r == PARENT and rid not in parents)
@@ -378,13 +376,13 @@ def _scan_one_study(
     runs = {parent.run_id: parent}
     exp_ids = sorted({e.experiment_id for e in exps} | {parent.experiment_id})
     lineage_ids = tracking.all_experiment_ids() or exp_ids
-    pid = parent.run_id  # tag_filter drops quotes from the value
+    pid = parent.run_id  # a clause drops quotes from the value
     filters = [
-        (exp_ids, tag_filter(registry.key("parent"), "=", pid)),
-        (lineage_ids, tag_filter(registry.key("hpo_sweep_run_id"), "=", pid)),
+        (exp_ids, cap.tag(registry.key("parent"), "=", pid)),
+        (lineage_ids, cap.tag(registry.key("hpo_sweep_run_id"), "=", pid)),
     ]
-    for ids, flt in filters:
-        for run in tracking.scan(ids, filter_string=flt, reducer=reducer):
+    for ids, clause in filters:
+        for run in tracking.scan(ids, clauses=(clause,), reducer=reducer):
             runs[run.run_id] = run
     # Folds (children of trials) are not fetched here: they are only counted, and MLflow's filter
     # language has no IN for tags. Folds that carry the lineage tag come with the second filter.

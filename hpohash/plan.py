@@ -7,9 +7,11 @@ Pure: it reads only the ``Scope`` already loaded, so ``verify`` can ask it what 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hpohash.capabilities import Capabilities
 from hpohash.hashing import (
     CAUSE_UNKNOWN,
     CAUSE_V1,
@@ -345,3 +347,44 @@ def champion(study: Study, reg: TagRegistry) -> tuple[RunRecord | None, str, str
     sign = -1.0 if direction.startswith("min") else 1.0
     best = max(scored, key=lambda t: (sign * t.metrics[metric], -t.start_time))
     return best, metric, direction
+
+
+def within_limits(plan: Plan, caps: Capabilities, tag_counts: Callable[[Sequence[str]], Mapping[str, int]]) -> Plan:
+    """The plan with every run whose writes the backend would refuse held back as conflicts.
+
+    A key or value longer than the backend takes, or more tags on a run than it keeps (Azure ML: 50),
+    would be a failed write; said in the dry run instead, and never sent. A run is written whole or
+    not at all (a replacement without its ``code.legacy.*`` copy would lose the old value).
+    ``tag_counts`` (each run's number of tags) is asked only where the backend caps tags per run.
+    """
+    why: dict[str, list[tuple[PlannedChange, str]]] = {}
+    for c in plan.changes:
+        if caps.max_key_length is not None and len(c.key) > caps.max_key_length:
+            why.setdefault(c.run_id, []).append((c, f"key longer than this backend's {caps.max_key_length} characters"))
+        if caps.max_value_length is not None and len(c.new) > caps.max_value_length:
+            why.setdefault(c.run_id, []).append(
+                (c, f"value of {len(c.new)} characters, more than this backend's {caps.max_value_length}")
+            )
+    if caps.max_tags_per_run is not None:
+        added: dict[str, list[PlannedChange]] = {}
+        for c in plan.changes:
+            if c.old is None:
+                added.setdefault(c.run_id, []).append(c)
+        counts = tag_counts(sorted(added)) if added else {}
+        for rid, new in added.items():
+            total = counts.get(rid, 0) + len(new)
+            if total > caps.max_tags_per_run:
+                why.setdefault(rid, []).append(
+                    (new[0], f"{total} tags on the run, more than this backend keeps ({caps.max_tags_per_run})")
+                )
+    if not why:
+        return plan
+    held = {rid: sum(1 for c in plan.changes if c.run_id == rid) for rid in why}
+    conflicts = tuple(
+        Conflict(
+            c.run_id, c.stage, c.key, c.old, f"{reason}: the run's {held[c.run_id]} planned change(s) are not written"
+        )
+        for reasons in why.values()
+        for c, reason in reasons
+    )
+    return Plan(tuple(c for c in plan.changes if c.run_id not in why), plan.conflicts + conflicts)

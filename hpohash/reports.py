@@ -350,6 +350,11 @@ class UndoReport:
             ],
             "missing_runs": list(self.plan.missing_runs),
             "cut_lines": list(self.plan.cut),
+            # added tags a backend that cannot delete tags kept: each is also under "failures"
+            "not_removed": [
+                {"run_id": w.run_id, "key": w.key, "value": w.old}
+                for w in (self.result.not_removed if self.result else ())
+            ],
             "failures": [{"run_id": f.run_id, "error": f.error} for f in self.failures],
         }
 

@@ -10,21 +10,34 @@ import base64
 import json
 import logging
 import os
+import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlparse
 
 from hpohash import configs as cfg
+from hpohash.capabilities import (
+    EXPERIMENTS_PER_SEARCH,
+    FORM_TEXT,
+    Capabilities,
+    Clause,
+    Search,
+    family_of,
+    for_family,
+    id_in,
+)
 from hpohash.errors import BackendError, UsageError
 from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
-from hpohash.settings import BackendSettings
+from hpohash.settings import BackendSettings, current_settings
 from hpohash.text import one_line
 
 PAGE_SIZE = 1000
@@ -80,6 +93,46 @@ def _record(run: Any) -> RunRecord:
     return Reducer().record(run)
 
 
+#: answers that mean "this backend does not accept that request" (a dialect), not "it failed"
+REFUSALS = ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+#: a tag key nobody writes: deleting it tells whether the backend deletes tags, and changes nothing
+DELETE_PROBE_KEY = "hpohash.probe.delete_tag"
+
+#: what each backend was found to accept, by tracking URI, for the whole process: each filter form is
+#: tried once per process, however many commands or library calls use the store
+_LEARNED: dict[str, Capabilities] = {}
+_LEARNED_LOCK = threading.RLock()
+
+
+def error_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "error_code", None)
+    return code if isinstance(code, str) else None
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """A 400 / ``INVALID_PARAMETER_VALUE`` / ``BAD_REQUEST`` answer: the request's form is refused."""
+    if error_code(exc) in REFUSALS:
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status == 400
+
+
+def _delete_refused(exc: BaseException) -> bool:
+    """``delete_tag`` answered as a backend that has no such operation (or refuses it) answers."""
+    if error_code(exc) == "RESOURCE_DOES_NOT_EXIST":  # no such run or tag: the operation itself exists
+        return False
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    return is_refusal(exc) or error_code(exc) in ("ENDPOINT_NOT_FOUND", "NOT_IMPLEMENTED") or status in (404, 405, 501)
+
+
+class _Refused(Exception):
+    """A search refused on its first page although every form in it was taken as accepted."""
+
+    def __init__(self, error: Exception, forms: tuple[str, ...]) -> None:
+        super().__init__(str(error))
+        self.error, self.forms = error, forms
+
+
 def classify_error(exc: Exception, what: str) -> Exception:
     """Turn an MLflow/requests exception into UsageError (not found) or BackendError (anything else)."""
     code = getattr(exc, "error_code", None)
@@ -103,18 +156,6 @@ def configure_process() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def tag_filter(key: str, op: str, value: str | None = None) -> str:
-    """One clause of MLflow's filter language on a tag (``=``, ``ILIKE``, ``IS NULL``)."""
-    if value is None:
-        return f"tags.`{key}` {op}"
-    return f"tags.`{key}` {op} '{value.replace(chr(39), '')}'"
-
-
-def started_filter(op: str, ms: int) -> str:
-    """A clause on a run's start time (epoch milliseconds)."""
-    return f"attributes.start_time {op} {int(ms)}"
-
-
 class Tracking:
     """A connection to one tracking store."""
 
@@ -132,12 +173,17 @@ class Tracking:
         self.uri = uri
         self.display_uri = redact_uri(uri)
         self.http = is_http(uri)
-        self.settings = settings or BackendSettings()
+        self.settings = settings or current_settings()
         self.client = MlflowClient(tracking_uri=uri)
+        self.family = family_of(uri)
+        #: a store reached over the network (concurrent reads and writes pay there)
+        self.remote = self.family not in ("sql", "file")
+        self._said: set[str] = set()
 
     @staticmethod
     def _check_local(uri: str, *, create: bool) -> None:
-        """MLflow silently creates a missing SQLite file; a typo'd path should be an error instead."""
+        """MLflow silently creates a missing SQLite file; a typo'd path should be an error instead.
+        Only file paths are checked as paths: ``databricks``, ``azureml://…`` are store names."""
         if create:
             return
         parsed = urlparse(uri)
@@ -145,7 +191,7 @@ class Tracking:
             path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
             if path and path != ":memory:" and not Path(path).exists():
                 raise UsageError(f"tracking store {uri}: no such SQLite file")
-        elif parsed.scheme in ("", "file") and uri not in ("",):
+        elif family_of(uri) == "file" and uri not in ("",):
             path = parsed.path if parsed.scheme == "file" else uri
             if not Path(path).exists():
                 raise UsageError(f"tracking store {uri}: no such directory")
@@ -194,59 +240,211 @@ class Tracking:
         except Exception as exc:  # noqa: BLE001
             raise classify_error(exc, "listing experiments") from exc
 
+    # ---------------------------------------------------------------- dialect: probe, then fall back
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this backend accepts: its family's record, plus what this process has learned of it."""
+        with _LEARNED_LOCK:
+            caps = _LEARNED.get(self.uri)
+            if caps is None:
+                caps = _LEARNED[self.uri] = for_family(self.family)
+            return caps
+
+    @capabilities.setter
+    def capabilities(self, caps: Capabilities) -> None:
+        with _LEARNED_LOCK:
+            _LEARNED[self.uri] = caps
+
+    def _learn(self, name: str, value: bool | None, how: str) -> None:
+        with _LEARNED_LOCK:
+            caps = self.capabilities
+            if value is None:  # distrusted: tried again on next use
+                changes: dict[str, Any] = {name: None, "decided": {k: v for k, v in caps.decided.items() if k != name}}
+                self.capabilities = replace(caps, **changes)
+            else:
+                self.capabilities = caps.learn(name, value, how)
+
+    def _say_form(self, name: str, fallback: str = "") -> None:
+        """``--verbose``: one line per filter form a command uses, saying where it is evaluated."""
+        if not self.settings.verbose or name in self._said:
+            return
+        self._said.add(name)
+        caps = self.capabilities
+        how = caps.decided.get(name, "")
+        where = "sent to the server" if caps.form(name) else f"evaluated here{fallback}"
+        sys.stderr.write(f"hpohash: backend {self.family}: {FORM_TEXT[name]}: {where} ({how})\n")
+
+    def _accepts(self, name: str, experiment_ids: Sequence[str], clause: Clause | None) -> bool:
+        """Whether the backend takes this filter form: known, or tried once (``max_results=1``)."""
+        with _LEARNED_LOCK:  # one probe per form per process, however many threads ask
+            known = self.capabilities.form(name)
+            if known is not None:
+                return known
+            from mlflow.entities import ViewType
+
+            ids = list(experiment_ids)
+            if name != "many_experiments":
+                ids = ids[:EXPERIMENTS_PER_SEARCH]
+            try:
+                self.client.search_runs(
+                    ids, filter_string=clause.text() if clause else "", run_view_type=ViewType.ALL, max_results=1
+                )
+            except Exception as exc:  # noqa: BLE001
+                if not is_refusal(exc):
+                    raise classify_error(exc, f"searching runs of experiment(s) {', '.join(ids)}") from exc
+                reason = redact(one_line(getattr(exc, "message", None) or exc))[:120]
+                self._learn(name, False, f"refused by the server when tried: {reason}")
+                return False
+            self._learn(name, True, "accepted by the server when tried")
+            return True
+
+    def plan_search(
+        self, experiment_ids: Sequence[str], clauses: Sequence[Clause], filter_string: str = ""
+    ) -> list[Search]:
+        """The searches that answer ``clauses`` on this backend, each form at its strongest accepted:
+        ``ILIKE`` → ``=`` per exact value → none; ``IS NULL``, ``start_time``, ``run_id IN`` → none;
+        a clause the server does not take is evaluated here. More than 10 experiment ids where they
+        are refused: batches of 10. The runs of all searches together, merged by run id, are the
+        runs the one full search would return."""
+        ids = list(experiment_ids)
+        batches = [ids]
+        if len(ids) > EXPERIMENTS_PER_SEARCH and not self._accepts("many_experiments", ids, None):
+            batches = [ids[i : i + EXPERIMENTS_PER_SEARCH] for i in range(0, len(ids), EXPERIMENTS_PER_SEARCH)]
+        if len(ids) > EXPERIMENTS_PER_SEARCH:
+            self._say_form("many_experiments", f": {len(batches)} searches of at most {EXPERIMENTS_PER_SEARCH}")
+        server: list[str] = [filter_string] if filter_string else []
+        sent: list[str] = ["many_experiments"] if len(ids) > EXPERIMENTS_PER_SEARCH and len(batches) == 1 else []
+        client: list[Clause] = []
+        variants: list[list[str]] = [[]]
+        for clause in clauses:
+            form = clause.form
+            if form is None or self._accepts(form, ids, clause):
+                server.append(clause.text())
+                if form is not None:
+                    sent.append(form)
+                    self._say_form(form)
+                continue
+            client.append(clause)
+            if form == "tag_ilike" and clause.exact:
+                variants = [v + [clause.with_equal(x).text()] for v in variants for x in clause.exact]
+                self._say_form(form, f"; '=' sent per value ({', '.join(clause.exact)})")
+            else:
+                self._say_form(form)
+        return [
+            Search(tuple(batch), " AND ".join([*server, *variant]), tuple(client), tuple(sent))
+            for variant in variants
+            for batch in batches
+        ]
+
+    # ---------------------------------------------------------------- experiments and runs (reads)
+
     def scan(
         self,
         experiment_ids: Sequence[str],
         *,
         filter_string: str = "",
+        clauses: Sequence[Clause] = (),
         include_deleted: bool = True,
         on_page: Callable[[int], None] | None = None,
         reducer: Reducer | None = None,
     ) -> Iterator[RunRecord]:
-        """Every run of the experiments, one paged ``search_runs`` (no cap on the number of runs).
+        """Every run of the experiments that matches ``clauses`` (and ``filter_string``, sent as is),
+        one paged ``search_runs`` per search of ``plan_search`` (no cap on the number of runs).
 
         Each page is reduced to slim records and dropped before any of them is handed on, so at most
         one page of MLflow's full ``Run`` objects is alive at a time (over HTTP, plus the pages read
-        ahead, ``_pages``).
+        ahead, ``_pages``). A search refused on its first page although its forms were taken as
+        accepted from the family's record (not tried) is planned again with those forms tried: a
+        refusal always wins over what a family is known for.
         """
+        reducer = reducer or Reducer()
+        for attempt in (0, 1):
+            searches = self.plan_search(experiment_ids, clauses, filter_string)
+            seen: set[str] | None = set() if len(searches) > 1 else None
+            started = False
+            try:
+                for search in searches:
+                    for record in self._scan_search(search, seen, include_deleted, on_page, reducer):
+                        started = True
+                        yield record
+                return
+            except _Refused as refused:
+                if started or attempt:
+                    raise refused.error from None
+                for form in refused.forms:
+                    self._learn(form, None, "")
+
+    def _scan_search(
+        self,
+        search: Search,
+        seen: set[str] | None,
+        include_deleted: bool,
+        on_page: Callable[[int], None] | None,
+        reducer: Reducer,
+    ) -> Iterator[RunRecord]:
+        """One search's runs; ``seen``: run ids the other searches of a merged scan already gave."""
         from mlflow.entities import ViewType
 
-        reducer = reducer or Reducer()
         view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        size = min(PAGE_SIZE, self.capabilities.page_size)
+        what = f"searching runs of experiment(s) {', '.join(search.experiment_ids)}"
+        client = search.client
 
         def fetch(token: str | None) -> Any:
             try:
                 return self.client.search_runs(
-                    list(experiment_ids),
-                    filter_string=filter_string,
+                    list(search.experiment_ids),
+                    filter_string=search.filter_string,
                     run_view_type=view,
-                    max_results=PAGE_SIZE,
+                    max_results=size,
                     page_token=token,
                 )
             except Exception as exc:  # noqa: BLE001
-                raise classify_error(exc, f"searching runs of experiment(s) {', '.join(experiment_ids)}") from exc
+                err = classify_error(exc, what)
+                assumed = self._assumed(search.forms) if token is None and is_refusal(exc) else ()
+                if assumed:
+                    raise _Refused(err, assumed) from exc
+                raise err from exc
 
         with gc_paused():
-            for page in self._pages(fetch):
-                records = [reducer.record(run) for run in page]
-                del page
+            for page in self._pages(fetch, size):
+                n = len(page)
+                if client or seen is not None:
+                    runs = [r for r in page if all(c.matches(r) for c in client)]
+                    if seen is not None:
+                        runs = [r for r in runs if r.info.run_id not in seen]
+                        seen.update(r.info.run_id for r in runs)
+                    del page
+                    records = [reducer.record(run) for run in runs]
+                    del runs
+                else:
+                    records = [reducer.record(run) for run in page]
+                    del page
                 collect_young()
                 if on_page is not None:
-                    on_page(len(records))
+                    on_page(n)
                 yield from records
                 del records
 
-    def _pages(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
+    def _assumed(self, forms: Sequence[str]) -> tuple[str, ...]:
+        """Of the forms a search sent, those taken from the family's record rather than tried."""
+        caps = self.capabilities
+        return tuple(f for f in forms if caps.form(f) and "when tried" not in caps.decided.get(f, ""))
+
+    def _pages(self, fetch: Callable[[str | None], Any], size: int | None = None) -> Iterator[Any]:
         """The pages of one search, in order.
 
-        Over HTTP the server's time is most of a scan's, and it sits idle while a page is parsed
-        and reduced here. MLflow's SQL and file stores page by offset: when the token the server
-        returns is exactly the one it makes for the runs read so far (``_offset_token``), the next
-        ``READ_AHEAD_HTTP`` pages are requested with the tokens the server would return for them,
-        on threads, while this page is reduced. The requests are the ones a sequential scan would
-        send, in the same order of offsets. Any other token (another store, a format MLflow
-        changes) is followed as given, one page at a time.
+        Over the network the server's time is most of a scan's, and it sits idle while a page is
+        parsed and reduced here. MLflow's SQL and file stores page by offset: when the token the
+        server returns is exactly the one it makes for the runs read so far (``_offset_token``) and
+        the backend's tokens are not known to be opaque, the next ``READ_AHEAD_HTTP`` pages are
+        requested with the tokens the server would return for them, on threads, while this page is
+        reduced. The requests are the ones a sequential scan would send, in the same order of
+        offsets. Any other token (a managed service's, a format MLflow changes) is followed as
+        given, one page at a time.
         """
+        size = size or PAGE_SIZE
         ahead: dict[int, Future[Any]] = {}
         pool: ThreadPoolExecutor | None = None
         page, done = fetch(None), 0
@@ -254,10 +452,10 @@ class Tracking:
             while True:
                 done += len(page)
                 token = page.token
-                if self.http and READ_AHEAD_HTTP > 0 and token == _offset_token(done):
+                if self._predictable(token, done):
                     if pool is None:
                         pool = ThreadPoolExecutor(max_workers=READ_AHEAD_HTTP, thread_name_prefix="hpohash-page")
-                    for offset in range(done, done + READ_AHEAD_HTTP * PAGE_SIZE, PAGE_SIZE):
+                    for offset in range(done, done + READ_AHEAD_HTTP * size, size):
                         if offset not in ahead:
                             ahead[offset] = pool.submit(fetch, _offset_token(offset))
                 else:  # a token not predicted: what was read ahead is not the next page
@@ -273,6 +471,17 @@ class Tracking:
         finally:  # cancel_futures: pages read ahead and not yet started are not requested
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+    def _predictable(self, token: str | None, done: int) -> bool:
+        """Read ahead only where it pays (over the network) and the store proved it pages by offset:
+        its family is MLflow's own store, or it returned exactly the offset token for ``done``."""
+        if not (self.remote and READ_AHEAD_HTTP > 0 and token and token == _offset_token(done)):
+            return False
+        offset_tokens = self.capabilities.offset_tokens
+        if offset_tokens is None:
+            self._learn("offset_tokens", True, "the server returned an offset page token")
+            return True
+        return offset_tokens
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
@@ -291,17 +500,19 @@ class Tracking:
         experiment_ids: Sequence[str] | None = None,
         reducer: Reducer | None = None,
     ) -> dict[str, RunRecord]:
-        """Named runs via filtered paged scans (100 ids a filter), not one ``get_run`` each."""
-        ids = list(dict.fromkeys(run_ids))
+        """Named runs via filtered paged scans (100 ids a filter), not one ``get_run`` each; where
+        ``run_id IN`` is refused, one scan of the experiments with the ids checked here."""
+        ids = list(dict.fromkeys(i for i in run_ids if "'" not in i))
         if not ids:
             return {}
         experiments = list(experiment_ids) if experiment_ids is not None else self.all_experiment_ids()
+        step = 100
+        if not self._accepts("run_id_in", experiments, id_in(tuple(ids[:step]))):
+            step = len(ids)
         out: dict[str, RunRecord] = {}
-        for start in range(0, len(ids), 100):
-            chunk = ", ".join(f"'{i}'" for i in ids[start : start + 100] if "'" not in i)
-            if not chunk:
-                continue
-            for run in self.scan(experiments, filter_string=f"attributes.run_id IN ({chunk})", reducer=reducer):
+        for start in range(0, len(ids), step):
+            clause = id_in(tuple(ids[start : start + step]))
+            for run in self.scan(experiments, clauses=(clause,), reducer=reducer):
                 out[run.run_id] = run
         return out
 
@@ -374,7 +585,7 @@ class Tracking:
     def map_concurrent(self, fn: Callable[[Any], Any], items: Iterable[Any], workers: int | None = None) -> list[Any]:
         """``map`` that uses a thread pool over HTTP and a plain loop for local stores."""
         items = list(items)
-        n = workers if workers is not None else (DEFAULT_WORKERS_HTTP if self.http else 1)
+        n = workers if workers is not None else self.capabilities.workers
         if n <= 1 or len(items) <= 1:
             return [fn(i) for i in items]
         pool = ThreadPoolExecutor(max_workers=n)
@@ -390,19 +601,72 @@ class Tracking:
     # ---------------------------------------------------------------- writes
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
-        """All of one run's new tag values in a single ``log_batch`` call."""
+        """All of one run's new tag values in one ``log_batch`` call (more only beyond the backend's
+        tags per call, 100 everywhere)."""
         from mlflow.entities import RunTag
 
+        items = [RunTag(k, v) for k, v in tags.items()]
+        step = max(1, self.capabilities.tags_per_batch)
         try:
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            for start in range(0, len(items), step):
+                self.client.log_batch(run_id, tags=items[start : start + step])
         except Exception as exc:  # noqa: BLE001 - a write error is classified like a read error
             raise classify_error(exc, f"run {run_id}") from exc
 
-    def delete_tag(self, run_id: str, key: str) -> None:
+    def delete_tag(self, run_id: str, key: str) -> bool:
+        """Delete one tag; ``False`` when this backend does not delete tags (refused, or known so).
+
+        A refusal on a backend not proved to delete tags teaches that it cannot; where deleting was
+        proved to work, a refusal is a failure of this run (a deleted run, say) and raises.
+        """
+        if self.capabilities.delete_tags is False:
+            return False
         try:
             self.client.delete_tag(run_id, key)
         except Exception as exc:  # noqa: BLE001
+            if _delete_refused(exc) and self.capabilities.delete_tags is not True:
+                self._learn("delete_tags", False, "a tag deletion was refused")
+                return False
             raise classify_error(exc, f"run {run_id}") from exc
+        if self.capabilities.delete_tags is None:
+            self._learn("delete_tags", True, "a tag was deleted")
+        return True
+
+    def can_delete_tags(self, run_id: str) -> bool | None:
+        """Whether undo could remove tags backfill adds, asked before anything is written: deleting
+        ``DELETE_PROBE_KEY`` (a tag no run has) on ``run_id`` answers "no such tag" where deletion
+        works and is refused where it does not; nothing changes either way. ``None``: the answer
+        said neither (no permission to write, say), and undo learns it from its first deletion."""
+        known = self.capabilities.delete_tags
+        if known is not None:
+            return known
+        try:
+            self.client.delete_tag(run_id, DELETE_PROBE_KEY)
+        except Exception as exc:  # noqa: BLE001
+            if error_code(exc) != "RESOURCE_DOES_NOT_EXIST":
+                if not _delete_refused(exc):
+                    return None
+                self._learn("delete_tags", False, "deleting a tag was refused when tried")
+                return False
+        self._learn("delete_tags", True, "deleting a tag was accepted when tried")
+        return True
+
+    def undo_limit_note(self, changes: Sequence[Any]) -> str | None:
+        """What undo could not do on this store, for a plan's changes (``old`` ``None``: an added tag),
+        said before anything is written; ``None`` when undo could restore everything."""
+        added = [c for c in changes if c.old is None]
+        if not added or self.can_delete_tags(added[0].run_id) is not False:
+            return None
+        restored = len(changes) - len(added)
+        return (
+            f"this store cannot delete tags: undo could restore {restored} changed value(s) "
+            f"but not remove {len(added)} added tag(s)"
+        )
+
+    def tag_counts(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """How many tags each run carries in all (scans keep only the tags hpohash reads), for caps
+        on tags per run; read only where the backend has such a cap."""
+        return {rid: len(run.tags) for rid, run in self.runs_by_id(run_ids).items()}
 
     # ---------------------------------------------------------------- demo writer
 

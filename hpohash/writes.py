@@ -38,6 +38,8 @@ class RunFailure:
 class ApplyResult:
     runs_written: int
     failures: tuple[RunFailure, ...]
+    #: tags undo should have deleted on a backend that cannot delete tags (each also a failure)
+    not_removed: tuple[TagWrite, ...] = ()
 
     @property
     def backend_failed(self) -> bool:
@@ -188,6 +190,7 @@ def write_runs(
     state = {"done": 0, "written": 0, "consecutive": 0}
     journal_error: list[str] = []
     failures: list[RunFailure] = []
+    not_removed: list[TagWrite] = []
     total = len(runs)
 
     def one(item: tuple[str, Sequence[TagWrite]]) -> None:
@@ -209,6 +212,7 @@ def write_runs(
             else:
                 with LEDGER.lock:
                     LEDGER.in_flight.add(run_id)
+                kept: list[TagWrite] = []
                 try:
                     sets: dict[str, str] = {}
                     for w in writes:
@@ -217,12 +221,20 @@ def write_runs(
                     if sets:
                         tracking.set_tags(run_id, sets)
                     for w in writes:
-                        if w.new is None:
-                            tracking.delete_tag(run_id, w.key)
+                        if w.new is None and not tracking.delete_tag(run_id, w.key):
+                            kept.append(w)  # the backend cannot delete tags: named, not hidden
                     failure = None
                 except Exception as exc:  # noqa: BLE001 - reported per run, the rest continue
                     err = exc if isinstance(exc, HpohashError) else classify_error(exc, f"run {run_id}")
                     failure = RunFailure(run_id, str(err), isinstance(err, BackendError))
+                if kept:
+                    with lock:
+                        not_removed.extend(kept)
+                        failures.extend(
+                            RunFailure(run_id, f"tag {w.key} could not be removed: this store cannot delete tags "
+                                       f"(it keeps the value {w.old!r})", False)
+                            for w in kept
+                        )  # fmt: skip
                 with LEDGER.lock:
                     LEDGER.in_flight.discard(run_id)
                     if failure is None:
@@ -244,7 +256,8 @@ def write_runs(
     tracking.map_concurrent(one, list(runs.items()), workers)
     order = {rid: i for i, rid in enumerate(runs)}
     failures.sort(key=lambda f: order[f.run_id])
-    return ApplyResult(state["written"], tuple(failures))
+    not_removed.sort(key=lambda w: order[w.run_id])
+    return ApplyResult(state["written"], tuple(failures), tuple(not_removed))
 
 
 def changes_to_writes(changes: Iterable[PlannedChange]) -> dict[str, list[TagWrite]]:
