@@ -339,7 +339,7 @@ class UndoReport:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "schema": "hpohash.undo/1",
             "dry_run": self.dry_run,
             "journal": self.journal,
@@ -350,13 +350,12 @@ class UndoReport:
             ],
             "missing_runs": list(self.plan.missing_runs),
             "cut_lines": list(self.plan.cut),
-            # added tags a backend that cannot delete tags kept: each is also under "failures"
-            "not_removed": [
-                {"run_id": w.run_id, "key": w.key, "value": w.old}
-                for w in (self.result.not_removed if self.result else ())
-            ],
             "failures": [{"run_id": f.run_id, "error": f.error} for f in self.failures],
         }
+        kept = self.result.not_removed if self.result else ()
+        if kept:  # only where the store cannot delete tags: every other undo report is as it always was
+            out["not_removed"] = [{"run_id": w.run_id, "key": w.key, "value": w.old} for w in kept]
+        return out
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ def test_every_command_through_a_restricted_dialect_gives_the_direct_answer(
             del after[rid][key]
         assert after == before
     else:
-        assert code == 0 and undone["not_removed"] == [] and after == before
+        assert code == 0 and "not_removed" not in undone and after == before
 
     # probing cost: at most one request per filter form per process, one delete probe
     assert proxy.counts["probe"] <= len(FORMS)
