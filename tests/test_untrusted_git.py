@@ -510,3 +510,13 @@ def test_bound_on_file_versions(tmp_path: Path) -> None:
         "raise --max-history-mib (now 64) to read more"
     ]
     assert len(s.candidates) == 3
+
+
+def test_git_messages_reach_no_terminal_raw(tmp_path: Path) -> None:
+    """A ``.git`` file's target is the repository's choice, and git quotes it in its error (git 2.39
+    itself turns control characters into ``?``; the reader escapes whatever a git lets through)."""
+    repo = make_repo(tmp_path / "repo")
+    shutil.rmtree(repo / ".git")
+    (repo / ".git").write_text("gitdir: /nowhere/\x1b[2J\x1b]8;;x\x07red\n")
+    [warning] = ConfigSources.read([str(repo / "config")]).warnings
+    assert warning.isprintable() and "\x1b" not in warning and "red)" in warning
