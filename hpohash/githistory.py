@@ -241,16 +241,18 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class HistoryBounds:
-    """How much of a history is read: blob bytes, file versions (path × commit) replayed, and
-    candidate config sets formed from them."""
+    """How much of a history is read: blob bytes, file versions (path × commit) replayed, candidate
+    config sets formed from them, and combinations looked at."""
 
     max_bytes: int = DEFAULT_HISTORY_MIB * 1024 * 1024
     max_versions: int = DEFAULT_HISTORY_MIB * 1024
     max_candidates: int = DEFAULT_HISTORY_MIB * 64
+    #: combinations looked at, counting one repeated in many commits each time
+    max_combinations: int = DEFAULT_HISTORY_MIB * 16 * 1024
 
     @classmethod
     def of_mib(cls, mib: int) -> HistoryBounds:
-        return cls(mib * 1024 * 1024, mib * 1024, mib * 64)
+        return cls(mib * 1024 * 1024, mib * 1024, mib * 64, mib * 16 * 1024)
 
     @property
     def mib(self) -> int:
