@@ -212,16 +212,21 @@ class _Reader:
                 if existing is not None:
                     if snap.revision not in existing.revisions:
                         existing.revisions.append(snap.revision)
-                    if self._visited <= 16 * self.bounds.max_versions:
+                    if self._visited <= self.bounds.max_combinations:
                         continue
                 elif len(self.candidates) < self.bounds.max_candidates:
                     self._by_key[cand.key] = cand
                     self.candidates.append(cand)
                     continue
                 where = snap.revision.label if snap.revision.commit else "the work tree"
+                what = (
+                    f"{self.bounds.max_candidates:,} data × hpo × train combinations"
+                    if existing is None
+                    else f"{self.bounds.max_combinations:,} data × hpo × train combinations in all its commits"
+                )
                 self.warnings.append(
-                    f"--config-dir {directory}: more than {self.bounds.max_candidates:,} data × hpo × train "
-                    f"combinations: the rest (from {where} back) are not searched; {self.bounds.hint()}"
+                    f"--config-dir {directory}: more than {what}: the rest (from {where} back) are not searched; "
+                    f"{self.bounds.hint()}"
                 )
                 return
         if not formed:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpohash.text import one_line
+
 GIT_TIMEOUT_S = 60
 #: the default of ``--max-history-mib``: memory a config tree's history may take (blob bytes read;
 #: the same number × 1,024 bounds file versions replayed, × 64 candidate config sets formed, since
@@ -197,9 +199,14 @@ def run_git(
     if timed_out.is_set():
         raise GitError(f"git did not finish within {GIT_TIMEOUT_S} s")
     if not ok(rc):
-        msg = " ".join(err.decode("utf-8", "replace").split()) or f"exit {rc}"
-        raise GitError(msg)
+        raise GitError(printable(one_line(err.decode("utf-8", "replace"))) or f"exit {rc}")
     return bytes(out)
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\x1b``): git's messages quote paths and
+    ``.git`` file contents the repository chose, and they go to the user's terminal."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 def git_blob_id(raw: bytes) -> str:
@@ -234,16 +241,18 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class HistoryBounds:
-    """How much of a history is read: blob bytes, file versions (path × commit) replayed, and
-    candidate config sets formed from them."""
+    """How much of a history is read: blob bytes, file versions (path × commit) replayed, candidate
+    config sets formed from them, and combinations looked at."""
 
     max_bytes: int = DEFAULT_HISTORY_MIB * 1024 * 1024
     max_versions: int = DEFAULT_HISTORY_MIB * 1024
     max_candidates: int = DEFAULT_HISTORY_MIB * 64
+    #: combinations looked at, counting one repeated in many commits each time
+    max_combinations: int = DEFAULT_HISTORY_MIB * 16 * 1024
 
     @classmethod
     def of_mib(cls, mib: int) -> HistoryBounds:
-        return cls(mib * 1024 * 1024, mib * 1024, mib * 64)
+        return cls(mib * 1024 * 1024, mib * 1024, mib * 64, mib * 16 * 1024)
 
     @property
     def mib(self) -> int:

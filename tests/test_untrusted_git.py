@@ -510,3 +510,32 @@ def test_bound_on_file_versions(tmp_path: Path) -> None:
         "raise --max-history-mib (now 64) to read more"
     ]
     assert len(s.candidates) == 3
+
+
+def test_git_messages_reach_no_terminal_raw(tmp_path: Path) -> None:
+    """A ``.git`` file's target is the repository's choice, and git quotes it in its error (git 2.39
+    itself turns control characters into ``?``; the reader escapes whatever a git lets through)."""
+    repo = make_repo(tmp_path / "repo")
+    shutil.rmtree(repo / ".git")
+    (repo / ".git").write_text("gitdir: /nowhere/\x1b[2J\x1b]8;;x\x07red\n")
+    [warning] = ConfigSources.read([str(repo / "config")]).warnings
+    assert warning.isprintable() and "\x1b" not in warning and "red)" in warning
+
+
+def test_bound_on_combinations_repeated_over_commits(tmp_path: Path) -> None:
+    """The same few combinations in many commits still cost a look each: that count is bounded too."""
+    from hpohash.candidates import CandidateSet
+    from hpohash.githistory import HistoryBounds
+
+    repo = make_repo(tmp_path / "repo")
+    for k in range(6):
+        (repo / "config" / "train.yaml").write_text(f"epochs: {k % 2}\n")  # flips back and forth
+        git(repo, "commit", "-q", "-am", f"train {k}", date="2024-05-01T00:00:00+00:00")
+    # looked at: the work tree (new), HEAD (the same), HEAD~1 (new), HEAD~2 (the same), HEAD~3: the 5th
+    s = CandidateSet.read([str(repo / "config")], bounds=HistoryBounds(64 * 2**20, 10**6, 100, 4))
+    assert [w.split(": ", 1)[1] for w in s.warnings] == [
+        "more than 4 data × hpo × train combinations in all its commits: the rest (from commit "
+        f"{git(repo, 'rev-parse', 'HEAD~3')[:12]} (2024-05-01) back) are not searched; "
+        "raise --max-history-mib (now 64) to read more"
+    ]
+    assert len(s.candidates) == 2
