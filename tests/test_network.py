@@ -203,10 +203,16 @@ def test_databricks_store_names_reach_authentication_not_a_path_check(
 ) -> None:
     r = run_cli(["verify", "--tracking-uri", uri, "-e", "x"])
     assert r.code == 3, r.err
-    assert r.err == (
+    *waiting, last = r.err.splitlines()
+    assert last == (
         f"hpohash: error: tracking backend failed: Databricks authentication for {uri} failed: no credentials "
         "found (set DATABRICKS_HOST and DATABRICKS_TOKEN, or use databricks://PROFILE with that profile in "
-        "~/.databrickscfg)\n"
+        "~/.databrickscfg)"
+    )
+    # the SDK may look for credentials for more than a few seconds (some MLflow releases): said once
+    assert waiting in (
+        [],
+        [f"hpohash: waiting for {uri}: no answer to get experiment by name yet; giving up after 30 s"],
     )
 
 
