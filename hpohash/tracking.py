@@ -32,8 +32,9 @@ from hpohash.capabilities import (
     for_family,
     id_in,
 )
-from hpohash.errors import BackendError, UsageError
+from hpohash.errors import BackendError, HpohashError, UsageError
 from hpohash.limits import read_bounded
+from hpohash.network import Endpoint, Watch, WatchedClient, read_artifact
 from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
@@ -46,13 +47,8 @@ READ_AHEAD_HTTP = 2
 ARTIFACT_DIR = "config"
 DEFAULT_WORKERS_HTTP = 8
 
-#: Defaults applied only when the user has not set MLflow's own retry variables: an unreachable
-#: server should fail within seconds, not after MLflow's default of 7 retries with backoff.
-HTTP_RETRY_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
+#: Tracking URIs without ``:`` that name a store, not a directory (MLflow's own list)
+STORE_NAMES = ("databricks", "databricks-uc", "uc")
 
 
 def redact_uri(uri: str) -> str:
@@ -135,6 +131,8 @@ class _Refused(Exception):
 
 def classify_error(exc: Exception, what: str) -> Exception:
     """Turn an MLflow/requests exception into UsageError (not found) or BackendError (anything else)."""
+    if isinstance(exc, HpohashError):  # already one line naming what failed (a deadline, throttling)
+        return exc
     code = getattr(exc, "error_code", None)
     message = redact(one_line(getattr(exc, "message", None) or exc))
     if len(message) > 300:
@@ -146,14 +144,16 @@ def classify_error(exc: Exception, what: str) -> Exception:
 
 def configure_process() -> None:
     """What the ``hpohash`` command sets for its own process (never done for a library caller):
-    short HTTP retries unless the user set MLflow's own variables, and MLflow's INFO lines off."""
-    for key, value in HTTP_RETRY_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    MLflow's INFO lines off. MLflow's retry settings are left as they are (its defaults suit the
+    managed services that throttle); the bounds on time are hpohash's own (``hpohash.network``)."""
     # their INFO lines (DB migrations) are not our output; MLflow sets its own logger's level when it
     # is imported (later, and only by the commands that need it), from this variable
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # "Failed to create databricks SDK workspace client ... Falling back": the error that follows
+    # says what is wrong, in one line
+    logging.getLogger("mlflow.utils.databricks_utils").setLevel(logging.ERROR)
 
 
 class Tracking:
@@ -174,7 +174,14 @@ class Tracking:
         self.display_uri = redact_uri(uri)
         self.http = is_http(uri)
         self.settings = settings or current_settings()
-        self.client = MlflowClient(tracking_uri=uri)
+        #: where MLflow's client goes: MLflow refuses ``databricks-uc`` as a tracking URI (it names
+        #: Unity Catalog's model registry); the runs of that workspace are in its ``databricks`` store
+        self.store_uri = uri
+        if uri == "databricks-uc" or uri.startswith("databricks-uc://"):
+            self.store_uri = "databricks" + uri[len("databricks-uc") :]
+        #: every request's bounds (deadline, throttling, waiting lines): ``hpohash.network``
+        self.watch = Watch(Endpoint.of(self.store_uri, self.display_uri), self.settings)
+        self.client = WatchedClient(MlflowClient(tracking_uri=self.store_uri), self.watch)
         self.family = family_of(uri)
         #: a store reached over the network (concurrent reads and writes pay there)
         self.remote = self.family not in ("sql", "file")
@@ -182,17 +189,19 @@ class Tracking:
 
     @staticmethod
     def _check_local(uri: str, *, create: bool) -> None:
-        """MLflow silently creates a missing SQLite file; a typo'd path should be an error instead.
-        Only file paths are checked as paths: ``databricks``, ``azureml://…`` are store names."""
-        if create:
+        """MLflow silently creates a missing SQLite file or store directory; a typo'd path should be
+        an error instead. Only paths are checked: store names (``databricks``) and every other
+        scheme (``databricks://PROFILE``, ``azureml://``, a plugin's) are MLflow's to reach."""
+        if create or not uri or uri in STORE_NAMES:
             return
         parsed = urlparse(uri)
-        if parsed.scheme == "sqlite":
+        scheme = parsed.scheme.lower()
+        if scheme == "sqlite":
             path = uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else ""
             if path and path != ":memory:" and not Path(path).exists():
                 raise UsageError(f"tracking store {uri}: no such SQLite file")
-        elif family_of(uri) == "file" and uri not in ("",):
-            path = parsed.path if parsed.scheme == "file" else uri
+        elif family_of(uri) == "file":  # a bare path, file://, or a Windows drive letter
+            path = parsed.path if scheme == "file" else uri
             if not Path(path).exists():
                 raise UsageError(f"tracking store {uri}: no such directory")
 
@@ -529,15 +538,15 @@ class Tracking:
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
         from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
-        uri = add_databricks_profile_info_to_artifact_uri(run.artifact_uri, self.uri)
-        return get_artifact_repository(uri, tracking_uri=self.uri)
+        uri = add_databricks_profile_info_to_artifact_uri(run.artifact_uri, self.store_uri)
+        return get_artifact_repository(uri, tracking_uri=self.store_uri)
 
     def fetch_configs(self, run: RunRecord) -> dict[str, tuple[str, bytes] | cfg.ConfigError]:
         """The raw ``config/*`` artifacts of one run: name → (artifact path, bytes) or the error for it."""
         run_id = run.run_id
         try:
             repo = self._artifact_repo(run)
-            infos = repo.list_artifacts(ARTIFACT_DIR)
+            infos = self.watch.call("list_artifacts", repo.list_artifacts, ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
             err = classify_error(exc, f"listing artifacts of run {run_id}")
             if isinstance(err, BackendError):
@@ -569,8 +578,12 @@ class Tracking:
                     out[stem] = cfg.ConfigError(where, f"larger than 1 MiB ({info.file_size} bytes)")
                     continue
                 try:
-                    local = _download_listed_file(repo, info.path, Path(tmp) / stem)
-                    data = read_bounded(local, cfg.MAX_BYTES)  # file_size may be unknown: never read more
+                    # file_size may be unknown or wrong: never read past the cap. HTTP and local
+                    # repositories are read bounded into memory; any other is downloaded first
+                    data = self.watch.call("download", read_artifact, repo, info.path, cfg.MAX_BYTES)
+                    if data is None:
+                        local = self.watch.call("download", _download_listed_file, repo, info.path, Path(tmp) / stem)
+                        data = read_bounded(local, cfg.MAX_BYTES)
                     if len(data) > cfg.MAX_BYTES:
                         out[stem] = cfg.ConfigError(where, "larger than 1 MiB")
                         continue

@@ -20,10 +20,12 @@ from typing import Any
 
 from hpohash import __version__
 from hpohash.errors import BackendError, HpohashError, JournalWriteError, UsageError
+from hpohash.network import ThrottledError
 from hpohash.plan import PlannedChange
 from hpohash.tracking import Tracking, classify_error
 
-#: consecutive backend failures after which the remaining runs are not attempted
+#: consecutive backend failures after which the remaining runs are not attempted (throttling is
+#: not one: a store that answers 429 is up, and asks for patience, not for the rest to be dropped)
 MAX_CONSECUTIVE_BACKEND_FAILURES = 5
 
 
@@ -32,6 +34,8 @@ class RunFailure:
     run_id: str
     error: str
     backend: bool
+    #: the store throttled (429/503) past what hpohash waits out
+    throttled: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,9 @@ def write_runs(
                     failure = None
                 except Exception as exc:  # noqa: BLE001 - reported per run, the rest continue
                     err = exc if isinstance(exc, HpohashError) else classify_error(exc, f"run {run_id}")
-                    failure = RunFailure(run_id, str(err), isinstance(err, BackendError))
+                    failure = RunFailure(
+                        run_id, str(err), isinstance(err, BackendError), isinstance(err, ThrottledError)
+                    )
                 if kept:
                     with lock:
                         not_removed.extend(kept)
@@ -247,7 +253,7 @@ def write_runs(
                 state["consecutive"] = 0
             else:
                 failures.append(failure)
-                if failure.backend:
+                if failure.backend and not failure.throttled:
                     state["consecutive"] += 1
             done = state["done"]
         if progress:
