@@ -63,7 +63,6 @@ __all__ = [
     "Snapshot",
     "SourceError",
     "commit_label",
-    "describe_source",
     "git_blob_id",
     "role_of",
 ]
@@ -93,11 +92,6 @@ class Origin:
 
     def describe(self) -> str:
         return f"{', '.join(self.files.values())} @ {self.revision_label()}"
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Origin:
-        """The ``config_source`` JSON object back (renderers get the report, not the study)."""
-        return cls(d.get("files") or {}, d.get("commit"), d.get("date"), d.get("revision") or "artifacts")
 
     @classmethod
     def of(cls, cand: Candidate, started_ms: int | None) -> Origin:
@@ -130,11 +124,6 @@ class Discovery:
     nearest: Candidate | None = None
     explanation: str | None = None
     examined: int = 0
-
-
-def describe_source(d: Mapping[str, Any] | None) -> str:
-    """One line for a ``config_source`` JSON object (renderers get the report, not the study)."""
-    return Origin.from_dict(d).describe() if d else "no configs"
 
 
 class ConfigSources:
