@@ -280,7 +280,8 @@ class Watch:
             finally:
                 done.set()
 
-        worker = threading.Thread(target=work, name=f"hpohash-{what}", daemon=True)
+        # named after the thread it works for (a page read ahead stays "hpohash-page…")
+        worker = threading.Thread(target=work, name=f"{threading.current_thread().name}:{what}", daemon=True)
         worker.start()
         notice = min(NOTICE_S, deadline / 2)
         waited, seen, last = 0.0, -1, time.monotonic()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def test_a_server_that_never_answers_or_trickles_fails_within_the_deadline(
     assert caught.value.exit_code == 3
     assert str(caught.value) == no_answer(server.port)
     assert capsys.readouterr().err == waiting(server.port)  # one line while waiting, then the error
+    # the call given up on may still be blocked: on a daemon thread, which never holds the process
+    left = [t for t in threading.enumerate() if t.name.endswith(":get_experiment_by_name")]
+    assert all(t.daemon for t in left)
 
 
 def test_the_cli_says_it_waits_then_exits_3(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
