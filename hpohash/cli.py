@@ -26,6 +26,7 @@ from hpohash.errors import (
     EXIT_USAGE,
     HpohashError,
     UsageError,
+    missing_driver,
 )
 from hpohash.text import parse_since
 
@@ -101,8 +102,23 @@ def _renderer(fmt: str) -> Any:
     return importlib.import_module(f"hpohash.render.{module}")
 
 
+@dataclass
+class RunState:
+    """What one ``main`` call learns while Click parses: ``--verbose`` only when it parsed as that option."""
+
+    verbose: bool = False
+
+
+def _note_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value and isinstance(ctx.obj, RunState):
+        ctx.obj.verbose = True
+    return value
+
+
 def output_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Callable[..., Any]:
-    f = click.option("--verbose", "-v", is_flag=True, help="Show tracebacks and debug detail on errors.")(f)
+    f = click.option(
+        "--verbose", "-v", is_flag=True, callback=_note_verbose, help="Show tracebacks and debug detail on errors."
+    )(f)
     f = click.option("--quiet", "-q", is_flag=True, help="No progress bar; only the result.")(f)
     f = click.option(
         "--format", "fmt", type=click.Choice(formats), default="table", show_default=True, help="Output format."
@@ -192,10 +208,12 @@ def store_options(f: Callable[..., Any], formats: Sequence[str] = FORMATS) -> Ca
         model: str | None,
         **kwargs: Any,
     ) -> Any:
+        from hpohash.request import check_experiment_ids
+
         store = StoreArgs(
             tracking_uri,
             experiment_names,
-            experiment_ids,
+            check_experiment_ids(experiment_ids),
             tags_config,
             config_dirs,
             config_history,
@@ -466,9 +484,17 @@ def _write_output(path: str, render: Callable[[], None]) -> None:
 
 
 def _check_output_path(path: str | None) -> None:
-    """Before anything is read: the report can be written where -o points."""
-    if path and (Path(path).is_dir() or not Path(path).resolve().parent.is_dir()):
-        raise UsageError(f"-o {path}: not a file in an existing directory")
+    """Before anything is read: the report can be written where -o points (a name the OS refuses is its reason)."""
+    if not path:
+        return
+    try:
+        if Path(path).is_dir() or not Path(path).resolve().parent.is_dir():
+            raise UsageError(f"-o {path}: not a file in an existing directory")
+        os.stat(path)  # a name too long, a loop of symlinks: what open() would say, said now
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UsageError(f"-o {path}: {exc.strerror or exc}") from exc
 
 
 @cli.command("verify")
@@ -864,6 +890,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from hpohash import redact as rd
 
     args = list(sys.argv[1:] if argv is None else argv)
+    if sys.stdout is None or sys.stderr is None:  # started with a descriptor closed (``hpohash verify >&-``)
+        return _closed_stream()
     rd.add_env_secrets()
     for i, arg in enumerate(args):
         if arg == "--tracking-uri" and i + 1 < len(args):
@@ -871,11 +899,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif arg.startswith("--tracking-uri="):
             rd.add_uri_secrets(arg.split("=", 1)[1])
     out, err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = rd.RedactingStream(out), rd.RedactingStream(err)
+    sys.stdout, sys.stderr = rd.RedactingStream(out, "stdout"), rd.RedactingStream(err, "stderr")
     try:
         return _run(args)
     finally:
         sys.stdout, sys.stderr = out, err
+
+
+def _closed_stream() -> int:
+    """No stdout (or stderr) at all: exit 2 with the OS's reason, before any file could take descriptor 1."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            if sys.stderr is not None:
+                _say(f"hpohash: error: cannot write to {name}: {exc.strerror or exc}")
+            return EXIT_USAGE
+    return EXIT_USAGE
 
 
 def _say(line: str) -> None:
@@ -917,15 +957,15 @@ def _run(args: list[str]) -> int:
     from hpohash.tracking import configure_process
 
     configure_process()
-    verbose = "--verbose" in args or "-v" in args
+    state = RunState()
     ledger = getattr(sys.modules.get("hpohash.writes"), "LEDGER", None)
     if ledger is not None:  # one command per call, even when called in-process many times
         ledger.reset()
     try:
-        rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="hpohash", standalone_mode=False, obj=state)
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):
-            if verbose:
+            if state.verbose:
                 _traceback(exc)
             return _interrupted()
         _say("hpohash: aborted: nothing written")
@@ -933,33 +973,49 @@ def _run(args: list[str]) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        if verbose:
+        if state.verbose:
             _traceback(exc)
         _say(f"hpohash: error: {exc.format_message()}")
         return EXIT_USAGE
     except HpohashError as exc:
-        if verbose:
+        if state.verbose:
             _traceback(exc)
         _say(f"hpohash: {exc}" if getattr(exc, "declined", False) else f"hpohash: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt as exc:
-        if verbose:
+        if state.verbose:
             _traceback(exc)
         return _interrupted()
     except Exception as exc:  # noqa: BLE001 - last resort: one line, not a traceback
-        if verbose:
+        if state.verbose:
             _traceback(exc)
+        usage = missing_driver(exc)
+        if usage is not None:
+            _say(f"hpohash: error: {usage}")
+            return EXIT_USAGE
         text = " ".join(str(exc).split())[:300]
         if _is_backend_failure(exc):
             _say(f"hpohash: error: tracking backend failed: {type(exc).__name__}: {text}")
             return EXIT_BACKEND
         _say(
             f"hpohash: internal error: {type(exc).__name__}: {text} — a bug in hpohash, please report it"
-            + ("" if verbose else " (rerun with --verbose for the traceback)")
+            + ("" if state.verbose else " (rerun with --verbose for the traceback)")
         )
         return EXIT_INTERNAL
     return int(rv or 0)
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if sys.stdout is None:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except OSError as exc:  # the output the command left in the buffer did not fit (``> /dev/full``)
+        if code in (0, 1) and not isinstance(exc, BrokenPipeError):
+            _say(f"hpohash: error: cannot write to stdout: {exc.strerror or exc}")
+            code = EXIT_USAGE
+        from hpohash.render import silence_stdout
+
+        silence_stdout()  # what is left in the buffer goes nowhere, instead of a second error at exit
+    sys.exit(code)

@@ -22,6 +22,10 @@ class UsageError(HpohashError):
     exit_code = EXIT_USAGE
 
 
+class OutputError(UsageError):
+    """stdout (or the ``-o`` file) refused the report: a full disk, a closed descriptor (exit 2, the OS's reason)."""
+
+
 class BackendError(HpohashError):
     """The tracking backend failed after MLflow's own retries: exit 3."""
 
@@ -35,3 +39,31 @@ class JournalWriteError(HpohashError):
     """
 
     exit_code = EXIT_FINDINGS
+
+
+#: database drivers SQLAlchemy imports for a ``postgresql://``/``mysql://``/``mssql://`` store, and the
+#: package that provides each (the import name is not always the package name)
+DRIVER_PACKAGES = {
+    "psycopg2": "psycopg2-binary",
+    "psycopg": "psycopg[binary]",
+    "pg8000": "pg8000",
+    "asyncpg": "asyncpg",
+    "pymysql": "PyMySQL",
+    "MySQLdb": "mysqlclient",
+    "mysql": "mysql-connector-python",
+    "pyodbc": "pyodbc",
+    "pymssql": "pymssql",
+}
+
+
+def missing_driver(exc: BaseException) -> UsageError | None:
+    """A tracking URI whose database driver is not installed: the user's set-up, not a bug (exit 2)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    root = exc.name.split(".")[0]
+    package = DRIVER_PACKAGES.get(root)
+    if package is None:
+        return None
+    return UsageError(
+        f"the tracking URI needs the database driver {root!r}, which is not installed: pip install {package}"
+    )

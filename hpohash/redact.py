@@ -10,11 +10,14 @@ credential environment variables).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, unquote, urlsplit
+
+from hpohash.errors import OutputError
 
 MASK = "***"
 
@@ -33,7 +36,7 @@ SECRET_ENV = (
     "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET", "GOOGLE_API_KEY", "HF_TOKEN",
 )  # fmt: skip
 
-#: a literal shorter than this is not searched for in free text (``true`` must stay ``true`` in JSON);
+#: a literal shorter than this is not searched for in free text (it would mask parts of ordinary words);
 #: shorter secrets are still masked wherever they appear in a URL, a query string or a header
 MIN_LITERAL = 4
 
@@ -56,6 +59,7 @@ def add_secret(value: str | None) -> None:
         for v in (value, unquote(value)):
             if len(v) >= MIN_LITERAL:
                 _literals.add(v)
+                _literals.add(json.dumps(v, ensure_ascii=False)[1:-1])  # as a JSON string holds it
 
 
 def add_uri_secrets(uri: str | None) -> None:
@@ -100,6 +104,46 @@ def _mask_params(text: str) -> str:
     return "".join(out) + text[last:] if out else text
 
 
+#: every character JSON may hold outside a string: structure, whitespace, numbers, true/false/null
+_JSON_BARE = frozenset("{}[],: \t\r\n0123456789+-.eEtrufalsn")
+_STRUCTURE = "{}[],: \t\r\n"
+_SCALAR = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|true|false|null")
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
+
+
+def _is_bare_json(text: str) -> bool:
+    """``text`` is JSON scalars and structure only: what may stand outside a JSON string."""
+    parts = [p for p in re.split(r"[{}\[\],:\s]+", text) if p]
+    return all(_SCALAR.fullmatch(p) for p in parts)
+
+
+def _mask_literal(text: str, lit: str) -> str:
+    """Mask ``lit`` where it is the secret, never where it is a JSON value that happens to be equal.
+
+    A literal made only of characters JSON allows outside strings (``true``, ``1234``) is left alone
+    where the word around it is a number, ``true``/``false``/``null`` or structure: masking it there
+    would turn ``"ok": true`` into ``"ok": ***``. Anywhere else (inside a longer word, a string, a
+    URL) it is masked as any secret.
+    """
+    if not set(lit) <= _JSON_BARE:
+        return text.replace(lit, MASK)
+    out: list[str] = []
+    last = 0
+    start = text.find(lit)
+    while start != -1:
+        end = start + len(lit)
+        lo, hi = start, end
+        while lo > 0 and text[lo - 1] in _TOKEN_CHARS:
+            lo -= 1
+        while hi < len(text) and text[hi] in _TOKEN_CHARS:
+            hi += 1
+        if not _is_bare_json(text[lo:hi].strip(_STRUCTURE)):
+            out += [text[last:start], MASK]
+            last = end
+        start = text.find(lit, end)
+    return "".join(out) + text[last:] if out else text
+
+
 def redact(text: str) -> str:
     """``text`` with every known secret shape and literal replaced by ``***``."""
     if not text:
@@ -114,19 +158,41 @@ def redact(text: str) -> str:
         literals = sorted(_literals, key=len, reverse=True)
     for lit in literals:
         if lit in text:
-            text = text.replace(lit, MASK)
+            text = _mask_literal(text, lit)
     return text
 
 
 class RedactingStream:
-    """A text stream proxy whose ``write`` redacts; everything else (isatty, fileno…) is the stream's."""
+    """A text stream proxy whose ``write`` redacts; everything else (isatty, fileno…) is the stream's.
 
-    def __init__(self, stream: TextIO) -> None:
+    A write or flush the OS refuses (a full disk, a closed descriptor) becomes :class:`OutputError`
+    naming the stream and the OS's reason; a closed pipe stays ``BrokenPipeError`` (the reader left:
+    the renderers drop the rest and keep the exit code).
+    """
+
+    def __init__(self, stream: TextIO, name: str = "stdout") -> None:
         self._stream = stream
+        self._name = name
+
+    def _failed(self, exc: OSError) -> OutputError:
+        return OutputError(f"cannot write to {self._name}: {exc.strerror or exc}")
 
     def write(self, text: str) -> int:
-        self._stream.write(redact(text))
+        try:
+            self._stream.write(redact(text))
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from exc
         return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from exc
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
