@@ -1,6 +1,13 @@
-"""Typed errors, each mapped to one documented exit code by the CLI (SPEC §5)."""
+"""One family of typed errors, each mapped to one documented exit code by the CLI (SPEC §5).
+
+Everything a library call raises on purpose is an :class:`HpohashError`; a foreign exception with a
+known meaning (MLflow's, the HTTP stack's, a missing database driver) is translated into the family
+once, at the api boundary (``hpohash.api.translate``). Anything else is a bug.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -67,3 +74,26 @@ def missing_driver(exc: BaseException) -> UsageError | None:
     return UsageError(
         f"the tracking URI needs the database driver {root!r}, which is not installed: pip install {package}"
     )
+
+
+class ArgumentError(UsageError):
+    """A bad argument of a library call, named as its caller knows it.
+
+    The message is a template whose ``{}`` are argument names: a Python caller reads ``since excludes
+    parent_run_id``; the CLI, through :meth:`naming`, reads ``--since excludes --parent-run-id``.
+    Values in the template are escaped with :func:`literal`.
+    """
+
+    def __init__(self, template: str, *arguments: str) -> None:
+        self.template = template
+        self.arguments = arguments
+        super().__init__(template.format(*arguments))
+
+    def naming(self, names: Mapping[str, str]) -> str:
+        """The message with each argument named by ``names`` (an option, say), else as it is."""
+        return self.template.format(*(names.get(a, a) for a in self.arguments))
+
+
+def literal(text: str) -> str:
+    """``text`` as a part of an :class:`ArgumentError` template (braces are not placeholders)."""
+    return text.replace("{", "{{").replace("}", "}}")
