@@ -12,6 +12,8 @@ Imports are lazy: ``import hpohash`` (and ``hpohash.hashing``) never imports MLf
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"
@@ -19,13 +21,16 @@ __version__ = "0.2.0"
 __all__ = [
     "RULES",
     "Aborted",
+    "ArgumentError",
     "BackfillPlan",
     "BackfillReport",
     "BackendError",
     "DiffReport",
     "Finding",
     "HpohashError",
+    "Request",
     "Rule",
+    "Store",
     "UndoReport",
     "UsageError",
     "VerifyReport",
@@ -43,6 +48,9 @@ _LAZY = {
     "undo": "hpohash.api",
     "diff": "hpohash.api",
     "Aborted": "hpohash.api",
+    "Request": "hpohash.request",
+    "Store": "hpohash.request",
+    "ArgumentError": "hpohash.errors",
     "BackfillPlan": "hpohash.reports",
     "BackfillReport": "hpohash.reports",
     "DiffReport": "hpohash.reports",
@@ -59,8 +67,9 @@ _LAZY = {
 if TYPE_CHECKING:
     from hpohash.api import Aborted, apply, diff, plan_backfill, undo, verify
     from hpohash.audit import Finding
-    from hpohash.errors import BackendError, HpohashError, UsageError
+    from hpohash.errors import ArgumentError, BackendError, HpohashError, UsageError
     from hpohash.reports import BackfillPlan, BackfillReport, DiffReport, UndoReport, VerifyReport
+    from hpohash.request import Request, Store
     from hpohash.rules import RULES, Rule
 
 
@@ -72,3 +81,20 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(module), name)
+
+
+class _Package(types.ModuleType):
+    """``hpohash.diff`` is the function, also once the ``hpohash/diff.py`` module has been imported.
+
+    Importing a submodule binds it on its package under the same name, which would turn the public
+    ``hpohash.diff(...)`` into a module for the rest of the process; the module stays reachable as
+    ``sys.modules["hpohash.diff"]`` (``from hpohash.diff import …`` works as ever).
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name, "").startswith("hpohash.api"):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,5 +1,6 @@
-"""The public Python API: each command as a plain function, keyword arguments named after the CLI's
-options, typed reports back, typed errors (``hpohash.errors``) instead of exit codes.
+"""The public Python API, and the one place every command is assembled: each command is a function
+taking a :class:`~hpohash.request.Request` (or the same keywords, which build one) and returning a
+typed report; errors are typed (``hpohash.errors``), never exit codes.
 
 A pipeline can verify its own sweep at the end of a run, and a notebook can plan and apply a
 backfill, without shelling out; the CLI is these functions plus options, rendering and exit codes::
@@ -7,18 +8,24 @@ backfill, without shelling out; the CLI is these functions plus options, renderi
     import hpohash
     report = hpohash.verify(tracking_uri="sqlite:///mlflow.db", experiments=["hpohash-demo"])
     print(report.ok, len(report.findings))
+
+Each call runs in a context of its own (``hpohash.context``: its write ledger, the secrets it masks,
+the GC pause), and every error leaves it as one of ``HpohashError``'s family, translated here and
+nowhere else.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from hpohash.errors import HpohashError, UsageError
-from hpohash.githistory import DEFAULT_HISTORY_MIB
+from hpohash.context import call_context
+from hpohash.errors import ArgumentError, BackendError, HpohashError, UsageError, literal, missing_driver
 from hpohash.perf import gc_paused
+from hpohash.redact import redact
 from hpohash.reports import (
     BackfillPlan,
     BackfillReport,
@@ -28,11 +35,18 @@ from hpohash.reports import (
     VerifyReport,
     experiments_with_runs,
 )
-from hpohash.text import parse_since
+from hpohash.request import Request, Store, request_of
 
 ProgressFn = Callable[[str, int, int | None], None]
 #: asked before anything is written, with what would be written ("20 tags on 4 runs to …"); False aborts
 ConfirmFn = Callable[[str], bool]
+#: receives the warnings of a read (unreadable config history, …) as soon as they are known
+WarnFn = Callable[[Sequence[str]], None]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = ["Aborted", "Request", "Store", "apply", "confirmation", "diff", "hash_configs", "plan_backfill", "rules"]
 
 
 class Aborted(HpohashError):
@@ -42,117 +56,107 @@ class Aborted(HpohashError):
     declined = True
 
 
-def read_scope(
-    *,
-    tracking_uri: str | None = None,
-    experiments: Sequence[str] = (),
-    experiment_ids: Sequence[str] = (),
-    parent_run_id: str | None = None,
-    config_dirs: Sequence[str] = (),
-    config_history: bool = True,
-    config_rev: str | None = None,
-    max_history_mib: int = DEFAULT_HISTORY_MIB,
-    tags_config: str | None = None,
-    model: str | None = None,
-    include_deleted: bool = False,
-    since_ms: int | None = None,
-    progress: ProgressFn | None = None,
-) -> tuple[Any, Any]:
-    """Open the store and read the scope (studies, orphans) the same way for every command."""
+def boundary(fn: Callable[P, R]) -> Callable[P, R]:
+    """The api boundary: the call runs in a context of its own (or in the one its caller opened, as the
+    CLI does), and any exception that is not already an ``HpohashError`` but has a meaning (the
+    backend failed, a driver is missing) becomes one here, once."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with call_context():
+            try:
+                return fn(*args, **kwargs)
+            except HpohashError:
+                raise
+            except Exception as exc:
+                known = translate(exc)
+                if known is None:
+                    raise
+                raise known from exc
+
+    return call
+
+
+#: the modules whose exceptions mean the tracking backend (or the way to it) failed
+BACKEND_MODULES = frozenset({"mlflow", "requests", "sqlalchemy"})
+
+
+def _from_backend(exc: BaseException) -> bool:
+    """Raised by MLflow, the HTTP stack or the SQL layer (judged by the class's module: nothing imported)."""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return any(cls.__module__.split(".")[0] in BACKEND_MODULES for cls in type(exc).__mro__)
+
+
+def translate(exc: BaseException) -> HpohashError | None:
+    """The one translation of a foreign exception into the family (the api boundary calls it): a
+    missing database driver is a usage error, an MLflow/HTTP/SQL failure that escaped classification
+    is the backend's; anything else is not known here (a bug: ``None``)."""
+    if isinstance(exc, HpohashError):
+        return exc
+    driver = missing_driver(exc)
+    if driver is not None:
+        return driver
+    if _from_backend(exc):
+        text = redact(" ".join(str(exc).split())[:300])
+        return BackendError(f"tracking backend failed: {type(exc).__name__}: {text}")
+    return None
+
+
+def _warn(warn: WarnFn | None, lines: Sequence[str]) -> None:
+    if warn is not None and lines:
+        warn(list(lines))
+
+
+def _read(request: Request, progress: ProgressFn | None, warn: WarnFn | None) -> tuple[Any, Any]:
+    """Open the store and read the request's scope, the same way for every command."""
     from hpohash.loading import load_scope
-    from hpohash.tags import registry_for
 
-    registry = registry_for(tags_config)  # a bad tags file fails before any connection is made
-    from hpohash.tracking import Tracking
-
-    tracking = Tracking(tracking_uri)
+    tracking = request.store.open()
+    experiment_ids = request.experiment_ids
+    if request.check_all and not request.names_experiments:
+        experiment_ids = tuple(tracking.all_experiment_ids())
+        if not experiment_ids:
+            raise ArgumentError("{}: no experiments at " + literal(tracking.display_uri), "check_all")
     scope = load_scope(
         tracking,
-        registry,
-        experiment_names=experiments,
+        request.registry,
+        experiment_names=request.experiments,
         experiment_ids=experiment_ids,
-        parent_run_id=parent_run_id,
-        include_deleted=include_deleted,
-        config_dirs=config_dirs,
-        config_history=config_history,
-        config_rev=config_rev,
-        max_history_mib=max_history_mib,
-        model_override=model,
+        parent_run_id=request.parent_run_id,
+        include_deleted=request.include_deleted,
+        config_dirs=request.config_dirs,
+        config_history=request.config_history,
+        config_rev=request.config_rev,
+        max_history_mib=request.max_history_mib,
+        model_override=request.model,
         progress=progress,
-        since_ms=since_ms,
+        since_ms=request.since_ms,
     )
+    _warn(warn, scope.warnings)
     return tracking, scope
 
 
-def verify_scope(scope: Any, *, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> VerifyReport:
-    """The findings of an already-read scope (one study's plan alive at a time), selected."""
-    from hpohash.audit import audit_per_study
-    from hpohash.selection import Selection
-
-    selection = Selection.parse(select, ignore)
-    with gc_paused():
-        findings = selection.filter(audit_per_study(scope))
-        return VerifyReport.from_scope(scope, findings)
-
-
+@boundary
 def verify(
+    request: Request | None = None,
+    /,
     *,
-    tracking_uri: str | None = None,
-    experiments: Sequence[str] = (),
-    experiment_ids: Sequence[str] = (),
-    parent_run_id: str | None = None,
-    config_dirs: Sequence[str] = (),
-    config_history: bool = True,
-    config_rev: str | None = None,
-    max_history_mib: int = DEFAULT_HISTORY_MIB,
-    tags_config: str | None = None,
-    model: str | None = None,
-    include_deleted: bool = False,
-    since: str | None = None,
-    select: Sequence[str] = (),
-    ignore: Sequence[str] = (),
     progress: ProgressFn | None = None,
+    warn: WarnFn | None = None,
+    **keywords: Any,
 ) -> VerifyReport:
     """Every parent, trial and refit whose hash or link tags are wrong, and why (SPEC §5 ``verify``).
 
-    ``since`` (``"1d"``, ``"12h"``, ``"2026-11-20"``) audits only the studies with a run started since
-    then, each read whole. ``select``/``ignore`` take finding codes by prefix, as ``--select``.
+    Keywords are the request's (``tracking_uri``, ``experiments``, ``since="1d"``, ``select`` …).
     """
-    from hpohash.selection import Selection
+    from hpohash.audit import audit_per_study
 
-    Selection.parse(select, ignore)  # a bad code is a usage error before any connection
-    since_ms = None
-    if since is not None:
-        if parent_run_id:
-            raise UsageError("--since excludes --parent-run-id")
-        since_ms = parse_since(since)
-    _, scope = read_scope(
-        tracking_uri=tracking_uri,
-        experiments=experiments,
-        experiment_ids=experiment_ids,
-        parent_run_id=parent_run_id,
-        config_dirs=config_dirs,
-        config_history=config_history,
-        config_rev=config_rev,
-        max_history_mib=max_history_mib,
-        tags_config=tags_config,
-        model=model,
-        include_deleted=include_deleted,
-        since_ms=since_ms,
-        progress=progress,
-    )
-    return verify_scope(scope, select=select, ignore=ignore)
-
-
-def all_experiment_ids(tracking_uri: str | None = None) -> tuple[str, ...]:
-    """Every active experiment of the store (``--check-all`` with no experiment named)."""
-    from hpohash.tracking import Tracking
-
-    tracking = Tracking(tracking_uri)
-    ids = tuple(tracking.all_experiment_ids())
-    if not ids:
-        raise UsageError(f"--check-all: no experiments at {tracking.display_uri}")
-    return ids
+    request = request_of(request, keywords)
+    _, scope = _read(request, progress, warn)
+    with gc_paused():
+        findings = request.selection.filter(audit_per_study(scope))
+        return VerifyReport.from_scope(scope, findings)
 
 
 def _study_groups(scope: Any) -> tuple[StudyGroup, ...]:
@@ -161,19 +165,34 @@ def _study_groups(scope: Any) -> tuple[StudyGroup, ...]:
     )
 
 
-def plan_from_scope(tracking: Any, scope: Any, *, trial_key_schema: str = "auto", force: bool = False) -> BackfillPlan:
-    """The backfill plan of an already-read scope, with the errors it cannot fix as conflicts."""
+@boundary
+def plan_backfill(
+    request: Request | None = None,
+    /,
+    *,
+    trial_key_schema: str = "auto",
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    warn: WarnFn | None = None,
+    **keywords: Any,
+) -> BackfillPlan:
+    """What ``backfill`` would write (SPEC §5 rules 1–5), with the errors it cannot fix as conflicts;
+    nothing is written."""
     from hpohash.audit import audit, remaining_conflicts
     from hpohash.plan import Plan, build_plan, within_limits
 
+    request = request_of(request, keywords)
+    tracking, scope = _read(request, progress, warn)
     with gc_paused():
         plan = build_plan(scope, trial_key_schema=trial_key_schema, force=force)
         findings = audit(scope, plan)
         # errors no planned change fixes are reported as conflicts: what is left is said, and the
         # exit code agrees with verify's
         plan = Plan(plan.changes, plan.conflicts + remaining_conflicts(findings, plan))
-        if hasattr(tracking, "capabilities"):  # what the backend would refuse: a conflict, never a failed write
-            plan = within_limits(plan, tracking.capabilities, tracking.tag_counts)
+        # what the backend would refuse is a conflict, never a failed write
+        plan = within_limits(plan, tracking.capabilities, tracking.tag_counts)
+    note = tracking.undo_limit_note(plan.changes)  # said before anything is written
+    _warn(warn, [note] if note else [])
     return BackfillPlan(
         tracking_uri=scope.tracking_uri,
         experiments=tuple(e.name for e in scope.experiments),
@@ -186,47 +205,16 @@ def plan_from_scope(tracking: Any, scope: Any, *, trial_key_schema: str = "auto"
     )
 
 
-def plan_backfill(
-    *,
-    tracking_uri: str | None = None,
-    experiments: Sequence[str] = (),
-    experiment_ids: Sequence[str] = (),
-    parent_run_id: str | None = None,
-    config_dirs: Sequence[str] = (),
-    config_history: bool = True,
-    config_rev: str | None = None,
-    max_history_mib: int = DEFAULT_HISTORY_MIB,
-    tags_config: str | None = None,
-    model: str | None = None,
-    trial_key_schema: str = "auto",
-    force: bool = False,
-    progress: ProgressFn | None = None,
-) -> BackfillPlan:
-    """What ``backfill`` would write (SPEC §5 rules 1–5); nothing is written."""
-    tracking, scope = read_scope(
-        tracking_uri=tracking_uri,
-        experiments=experiments,
-        experiment_ids=experiment_ids,
-        parent_run_id=parent_run_id,
-        config_dirs=config_dirs,
-        config_history=config_history,
-        config_rev=config_rev,
-        max_history_mib=max_history_mib,
-        tags_config=tags_config,
-        model=model,
-        progress=progress,
-    )
-    return plan_from_scope(tracking, scope, trial_key_schema=trial_key_schema, force=force)
-
-
-def confirmation(yes: bool, ask: Callable[[str], bool], what: str = "--yes") -> ConfirmFn:
+def confirmation(yes: bool, ask: Callable[[str], bool], what: str = "yes") -> ConfirmFn:
     """Writes need ``yes`` or an interactive answer; without a terminal there is nobody to ask."""
 
     def confirm(summary: str) -> bool:
         if yes:
             return True
         if not sys.stdin.isatty():
-            raise UsageError(f"not writing {summary}: pass {what} to apply (or --dry-run to only show the plan)")
+            raise ArgumentError(
+                "not writing " + literal(summary) + ": pass {} to apply (or {} to only show the plan)", what, "dry_run"
+            )
         return ask(summary)
 
     return confirm
@@ -238,6 +226,7 @@ def _journal_path(journal: str | Path | None) -> Path:
     return Path(journal) if journal else default_journal_path()
 
 
+@boundary
 def apply(
     plan: BackfillPlan,
     *,
@@ -268,29 +257,39 @@ def apply(
     return BackfillReport(plan, dry_run=False, journal=str(jr.path), result=result)
 
 
+@boundary
 def undo(
     journals: Sequence[str | Path],
+    request: Request | None = None,
+    /,
     *,
-    tracking_uri: str | None = None,
     dry_run: bool = False,
     journal: str | Path | None = None,
     workers: int | None = None,
     confirm: ConfirmFn | None = None,
     preview: Callable[[UndoReport], None] | None = None,
+    **keywords: Any,
 ) -> UndoReport:
-    """Restore every journaled tag still holding the value written, newest first; journal the undo."""
-    from hpohash.tracking import Tracking
+    """Restore every journaled tag still holding the value written, newest first; journal the undo.
+
+    Only the request's store is used (``tracking_uri=`` in the keyword form).
+    """
     from hpohash.writes import Journal, check_journal_path, journal_header, plan_undo, read_journal, write_runs
 
+    request = request_of(request, keywords)
     if journal is not None:
         check_journal_path(journal)
     files = [read_journal(j) for j in journals]
     uris = {f.header.get("tracking_uri") for f in files}
-    tracking = Tracking(tracking_uri)
+    tracking = request.store.open()
     if len(uris) > 1 or (uris and tracking.display_uri not in uris):
-        raise UsageError(
-            f"journal was written against {', '.join(sorted(str(u) for u in uris))}, not {tracking.display_uri}: "
-            "pass the same --tracking-uri"
+        raise ArgumentError(
+            "journal was written against "
+            + literal(", ".join(sorted(str(u) for u in uris)))
+            + ", not "
+            + literal(tracking.display_uri)
+            + ": pass the same {}",
+            "tracking_uri",
         )
     run_ids = [e.run_id for f in files for e in f.entries] + [f.cut.run_id for f in files if f.cut and f.cut.run_id]
     current = {rid: r.tags for rid, r in tracking.runs_by_id(run_ids).items()}
@@ -311,56 +310,147 @@ def undo(
     return UndoReport(plan, dry_run=False, journal=str(jr.path), result=result)
 
 
+@boundary
 def diff(
     run_a: str,
     run_b: str | None = None,
+    request: Request | None = None,
+    /,
     *,
-    tracking_uri: str | None = None,
-    config_dirs: Sequence[str] = (),
-    config_history: bool = True,
-    config_rev: str | None = None,
-    max_history_mib: int = DEFAULT_HISTORY_MIB,
     against_config_dir: bool = False,
     stage: str | None = None,
-    model: str | None = None,
-    tags_config: str | None = None,
-    warn: Callable[[Sequence[str]], None] | None = None,
+    warn: WarnFn | None = None,
+    **keywords: Any,
 ) -> DiffReport:
-    """Why two runs (a run and its parent, or a run and configs on disk) do (not) share a hash."""
-    from hpohash import sources as src
+    """Why two runs (a run and its parent, or a run and configs on disk) do (not) share a hash.
+
+    Of the request, the store, the config sources, the tag keys and the model are used.
+    """
     from hpohash.classify import PARENT
     from hpohash.diff import diff_report, parent_side_for, side_from_configs, side_from_run
     from hpohash.loading import load_run_side, open_sources
-    from hpohash.tags import registry_for
-    from hpohash.tracking import Tracking
 
-    registry = registry_for(tags_config)
-    sources = open_sources(config_dirs, history=config_history, rev=config_rev, max_history_mib=max_history_mib)
-    if sources is not None and warn is not None:
-        warn(sources.warnings)
+    request = request_of(request, keywords)
+    registry = request.registry
+    config_dirs = request.config_dirs
+    sources = open_sources(
+        config_dirs, history=request.config_history, rev=request.config_rev, max_history_mib=request.max_history_mib
+    )
+    if sources is not None:
+        _warn(warn, sources.warnings)
     if against_config_dir and (run_b or not config_dirs):
-        raise UsageError("--against-config-dir goes with one run and --config-dir")
-    tracking = Tracking(tracking_uri)
+        raise ArgumentError("{} goes with one run and {}", "against_config_dir", "config_dirs")
+    tracking = request.store.open()
     side_a = load_run_side(tracking, registry, run_a, sources=sources)
     a = side_from_run(side_a, registry, f"run {run_a}")
     if run_b:
         b = side_from_run(load_run_side(tracking, registry, run_b, sources=sources), registry, f"run {run_b}")
     elif sources is not None and (side_a.role == PARENT or against_config_dir):
-        chosen = model or side_a.study.model
+        chosen = request.model or side_a.study.model
         if not chosen:
-            raise UsageError(f"no model for the --config-dir side: run {run_a} names none; pass --model")
-        try:
-            disk = sources.default_choice(stage)
-        except src.SourceError as exc:
-            raise UsageError(str(exc)) from exc
+            raise ArgumentError(
+                "no model for the {} side: run " + literal(run_a) + " names none; pass {}", "config_dirs", "model"
+            )
+        disk = sources.default_choice(stage)  # a SourceError is already a usage error
         hp = side_a.study.hp(side_a.run) if side_a.role != PARENT else None
         b = side_from_configs(disk, chosen, f"config-dir {', '.join(config_dirs)}", a, hp)
     else:
         if side_a.role == PARENT:
-            raise UsageError(f"run '{run_a}' is a parent: give a second run or --config-dir DIR")
+            raise ArgumentError("run '" + literal(run_a) + "' is a parent: give a second run or {} DIR", "config_dirs")
         parent_id = side_a.study.parent.run_id
         if parent_id == side_a.run.run_id:
             raise UsageError(f"run '{run_a}' names no parent run that exists")
         side_p = load_run_side(tracking, registry, parent_id, sources=sources)
         b = parent_side_for(side_from_run(side_p, registry, f"parent {parent_id}"), side_p, side_a, a)
     return diff_report(a, b)
+
+
+def _hyperparameters(values: Sequence[str | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Trial hyperparameters: JSON objects as text (the CLI's form) or mappings, within the input limits."""
+    import json
+
+    from hpohash.limits import LimitError, check_value, load_json
+
+    out = []
+    for i, value in enumerate(values, 1):
+        where = "{} #" + str(i)
+        try:
+            hp = load_json(value) if isinstance(value, str) else dict(value)
+            if not isinstance(hp, dict):
+                raise ArgumentError(where + f": expected a JSON object, got {type(hp).__name__}", "hyperparameters")
+            check_value(hp)
+        except json.JSONDecodeError as exc:
+            raise ArgumentError(where + ": not valid JSON: " + literal(str(exc)), "hyperparameters") from exc
+        except LimitError as exc:
+            raise ArgumentError(where + ": " + literal(str(exc)), "hyperparameters") from exc
+        out.append(hp)
+    return out
+
+
+@boundary
+def hash_configs(
+    *,
+    model: str,
+    config_dir: str | None = None,
+    stage: str | None = None,
+    data: str | None = None,
+    hpo: str | None = None,
+    train: str | None = None,
+    benchmark: str | None = None,
+    hyperparameters: Sequence[str | Mapping[str, Any]] = (),
+    trial_key_schema: str = "2.0",
+) -> dict[str, Any]:
+    """The study and trial hashes of config files on disk (``hpohash.hash/1``); no tracking store."""
+    from hpohash import configs as cfg
+    from hpohash import sources as src
+    from hpohash.hashing import hash_report
+
+    if config_dir and any((data, hpo, train, benchmark)):
+        raise ArgumentError("give either {} or {}/{}/{}, not both", "config_dir", "data", "hpo", "train")
+    if stage and not config_dir:
+        raise ArgumentError("{} goes with {}", "stage", "config_dir")
+    try:
+        if config_dir:
+            cs = src.ConfigSources.read([config_dir], history=False).default_choice(stage)
+        elif data and hpo and train:
+            cs = cfg.load_config_files(data, hpo, train, benchmark)
+        else:
+            raise ArgumentError("give {} DIR, or all of {}, {} and {}", "config_dir", "data", "hpo", "train")
+    except cfg.ConfigError as exc:
+        raise UsageError(f"config {exc}") from exc
+    if not model.strip():
+        raise ArgumentError("{} must not be empty", "model")
+    return hash_report(
+        cs.data,
+        cs.hpo,
+        cs.train,
+        model,
+        benchmark=cs.benchmark,
+        hyperparameters=_hyperparameters(hyperparameters),
+        trial_key_schema=trial_key_schema,
+    )
+
+
+def rules(code: str | None = None) -> list[Any]:
+    """The finding codes' rules: all of them, or the one ``code`` names."""
+    from hpohash.rules import RULES
+
+    if code is None:
+        return list(RULES.values())
+    wanted = code.strip().upper()
+    if wanted not in RULES:
+        raise UsageError(f"rules {code}: no such finding code (codes: {', '.join(RULES)})")
+    return [RULES[wanted]]
+
+
+@boundary
+def demo(request: Request | None = None, /, **keywords: Any) -> dict[str, Any]:
+    """Write the demo experiment into the request's store (created if missing); what it wrote."""
+    from hpohash.demo import EXPERIMENT, write_demo
+
+    request = request_of(request, keywords)
+    tracking = request.store.open(create=True)
+    created = write_demo(tracking)
+    created["tracking_uri"] = tracking.display_uri
+    created["experiment"] = EXPERIMENT
+    return created

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpohash.errors import UsageError
 from hpohash.limits import LimitError, check_value, load_json, load_yaml, read_bounded
 from hpohash.text import one_line
 
@@ -22,8 +23,8 @@ SUFFIXES = (".yaml", ".yml", ".json")
 MAX_BYTES = 1024 * 1024
 
 
-class ConfigError(Exception):
-    """A config that exists but cannot be used; ``where`` names the file or artifact."""
+class ConfigError(UsageError):
+    """A config that exists but cannot be used; ``where`` names the file or artifact (exit 2)."""
 
     def __init__(self, where: str, reason: str) -> None:
         super().__init__(f"{where}: {reason}")

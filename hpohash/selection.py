@@ -10,14 +10,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpohash.errors import UsageError
+from hpohash.errors import ArgumentError, literal
 from hpohash.rules import RULES
 
 #: every finding code with the short title ``--statistics`` prints (from the rule catalogue)
 CODES: dict[str, str] = {code: rule.short for code, rule in RULES.items()}
 
 
-def _split(values: Iterable[str], option: str) -> tuple[str, ...]:
+def _split(values: Iterable[str], argument: str) -> tuple[str, ...]:
     out: list[str] = []
     for value in values:
         for part in value.split(","):
@@ -25,7 +25,9 @@ def _split(values: Iterable[str], option: str) -> tuple[str, ...]:
             if not code:
                 continue
             if code != "ALL" and not any(c.startswith(code) for c in CODES):
-                raise UsageError(f"{option} {part.strip()}: no finding code starts with it (codes are HH100–HH160)")
+                raise ArgumentError(
+                    "{} " + literal(part.strip()) + ": no finding code starts with it (codes are HH100–HH160)", argument
+                )
             out.append("HH" if code == "ALL" else code)
     return tuple(out)
 
@@ -39,7 +41,7 @@ class Selection:
 
     @classmethod
     def parse(cls, select: Sequence[str], ignore: Sequence[str]) -> Selection:
-        return cls(_split(select, "--select") or ("HH",), _split(ignore, "--ignore"))
+        return cls(_split(select, "select") or ("HH",), _split(ignore, "ignore"))
 
     def wants(self, code: str) -> bool:
         sel = max((len(p) for p in self.select if code.startswith(p)), default=-1)

@@ -7,9 +7,6 @@ these, so two calls in one process never see each other's settings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 
 #: where runs are read from: ``auto`` (a direct SQL read where the store allows it, else MLflow's API),
@@ -33,22 +30,3 @@ class BackendSettings:
     server_filter: str = "auto"
     #: say on stderr which filter forms the backend accepted and which were evaluated here
     verbose: bool = False
-
-
-_CURRENT: ContextVar[BackendSettings | None] = ContextVar("hpohash_backend_settings", default=None)
-
-
-def current_settings() -> BackendSettings:
-    """The settings of the command running in this context (the CLI's), else the defaults: an adapter
-    built deep inside a library call gets the caller's choices without each layer passing them."""
-    return _CURRENT.get() or BackendSettings()
-
-
-@contextmanager
-def using_settings(settings: BackendSettings) -> Iterator[BackendSettings]:
-    """Settings for every adapter opened in this context without settings of its own."""
-    token = _CURRENT.set(settings)
-    try:
-        yield settings
-    finally:
-        _CURRENT.reset(token)

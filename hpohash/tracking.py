@@ -38,7 +38,7 @@ from hpohash.network import Endpoint, Watch, WatchedClient, read_artifact
 from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
-from hpohash.settings import BackendSettings, current_settings
+from hpohash.settings import BackendSettings
 from hpohash.text import one_line
 
 PAGE_SIZE = 1000
@@ -173,7 +173,7 @@ class Tracking:
         self.uri = uri
         self.display_uri = redact_uri(uri)
         self.http = is_http(uri)
-        self.settings = settings or current_settings()
+        self.settings = settings or BackendSettings()
         #: where MLflow's client goes: MLflow refuses ``databricks-uc`` as a tracking URI (it names
         #: Unity Catalog's model registry); the runs of that workspace are in its ``databricks`` store
         self.store_uri = uri

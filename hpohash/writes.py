@@ -13,12 +13,13 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from hpohash import __version__
+from hpohash.context import current
 from hpohash.errors import BackendError, HpohashError, JournalWriteError, UsageError
 from hpohash.network import ThrottledError
 from hpohash.plan import PlannedChange
@@ -63,44 +64,6 @@ class TagWrite:
 def default_journal_path(now: datetime | None = None) -> Path:
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     return Path(".hpohash") / f"journal-{stamp}.jsonl"
-
-
-@dataclass
-class WriteLedger:
-    """What this process has written so far: the truth a Ctrl-C message tells (SPEC §5, exit 130).
-
-    Mutable on purpose: worker threads update it as writes land, and the CLI reads it when
-    interrupted, wherever the interrupt arrived.
-    """
-
-    command: str | None = None
-    journal: str | None = None
-    runs_written: int = 0
-    tags_written: int = 0
-    in_flight: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def reset(self) -> None:
-        with self.lock:
-            self.command, self.journal, self.runs_written, self.tags_written = None, None, 0, 0
-            self.in_flight.clear()
-
-    def interrupted_message(self) -> str:
-        with self.lock:
-            runs, tags, flying, journal = self.runs_written, self.tags_written, len(self.in_flight), self.journal
-        if journal is None:
-            return "interrupted: nothing written"
-        text = f"interrupted: {runs} run(s) written ({tags} tags)"
-        if flying:
-            text += f", {flying} more run(s) were being written and may or may not have landed"
-        return (
-            f"{text}; every one is in the journal {journal}. To finish, rerun the same {self.command or 'command'}; "
-            f"to go back, run: hpohash undo {journal}"
-        )
-
-
-#: this process's writes (one command per process)
-LEDGER = WriteLedger()
 
 
 def check_journal_path(path: str | Path) -> None:
@@ -148,9 +111,10 @@ class Journal:
         except JournalWriteError as exc:
             self._fh.close()
             raise UsageError(str(exc)) from exc
-        with LEDGER.lock:
-            LEDGER.journal = str(path)
-            LEDGER.command = str(header.get("command") or "command")
+        ledger = current().ledger  # the call's: what a Ctrl-C during this call reports
+        with ledger.lock:
+            ledger.journal = str(path)
+            ledger.command = str(header.get("command") or "command")
 
     def _append(self, lines: Iterable[Mapping[str, Any]]) -> None:
         try:
@@ -190,6 +154,7 @@ def write_runs(
     progress: Callable[[str, int, int | None], None] | None = None,
 ) -> ApplyResult:
     """Journal, then write each run's tags in one ``log_batch`` (plus deletes); failures are per run."""
+    ledger = current().ledger  # taken here: the worker threads do not run in the caller's context
     lock = threading.Lock()
     state = {"done": 0, "written": 0, "consecutive": 0}
     journal_error: list[str] = []
@@ -214,8 +179,8 @@ def write_runs(
                     journal_error.append(str(exc))
                 failure = RunFailure(run_id, f"{exc}; not written", False)
             else:
-                with LEDGER.lock:
-                    LEDGER.in_flight.add(run_id)
+                with ledger.lock:
+                    ledger.in_flight.add(run_id)
                 kept: list[TagWrite] = []
                 try:
                     sets: dict[str, str] = {}
@@ -241,11 +206,11 @@ def write_runs(
                                        f"(it keeps the value {w.old!r})", False)
                             for w in kept
                         )  # fmt: skip
-                with LEDGER.lock:
-                    LEDGER.in_flight.discard(run_id)
+                with ledger.lock:
+                    ledger.in_flight.discard(run_id)
                     if failure is None:
-                        LEDGER.runs_written += 1
-                        LEDGER.tags_written += len(writes)
+                        ledger.runs_written += 1
+                        ledger.tags_written += len(writes)
         with lock:
             state["done"] += 1
             if failure is None:

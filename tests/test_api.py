@@ -50,5 +50,7 @@ def test_declined_confirmation_writes_nothing(builder: Builder, tmp_path: Path) 
 def test_errors_are_raised_not_exit_codes(builder: Builder) -> None:
     with pytest.raises(hpohash.UsageError, match="experiment 'no-such-experiment' not found"):
         hpohash.verify(tracking_uri=builder.uri, experiments=["no-such-experiment"])
-    with pytest.raises(hpohash.UsageError, match="--select HX1: no finding code starts with it"):
+    with pytest.raises(hpohash.UsageError, match="^select HX1: no finding code starts with it") as err:
         hpohash.verify(tracking_uri=builder.uri, experiments=["x"], select=["HX1"])
+    # the library names its arguments; the command line names the option
+    assert err.value.naming({"select": "--select"}).startswith("--select HX1: no finding code starts with it")

@@ -1,0 +1,89 @@
+"""The state one library call carries: what it has written, the secrets it must not print, the GC pause.
+
+Plain data at the bottom of the house (no hpohash import): ``redact``, ``perf`` and ``writes`` read
+the call's context from here.
+
+Nothing here is process-wide. Each ``api`` call runs in a :class:`CallContext` of its own (or in the
+one its caller opened, as the CLI does to tell a Ctrl-C what was written), held in a context
+variable, so a notebook calling ``hpohash.verify()`` twice, or two threads calling it at once, never
+see each other's ledger or secrets. Worker threads a call starts do not inherit a context variable:
+what they need of it (the ledger) is taken from it before they start.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+
+@dataclass
+class WriteLedger:
+    """What this call has written so far: the truth a Ctrl-C message tells (SPEC §5, exit 130).
+
+    Mutable on purpose: worker threads update it as writes land, and the CLI reads it when
+    interrupted, wherever the interrupt arrived.
+    """
+
+    command: str | None = None
+    journal: str | None = None
+    runs_written: int = 0
+    tags_written: int = 0
+    in_flight: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def interrupted_message(self) -> str:
+        with self.lock:
+            runs, tags, flying, journal = self.runs_written, self.tags_written, len(self.in_flight), self.journal
+        if journal is None:
+            return "interrupted: nothing written"
+        text = f"interrupted: {runs} run(s) written ({tags} tags)"
+        if flying:
+            text += f", {flying} more run(s) were being written and may or may not have landed"
+        return (
+            f"{text}; every one is in the journal {journal}. To finish, rerun the same {self.command or 'command'}; "
+            f"to go back, run: hpohash undo {journal}"
+        )
+
+
+@dataclass
+class Secrets:
+    """The literal secrets one call masks (``hpohash.redact.Redactor`` adds to them and applies them)."""
+
+    literals: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+@dataclass
+class CallContext:
+    """One call's ledger, secrets and whether it may pause the garbage collector (see ``perf``)."""
+
+    ledger: WriteLedger = field(default_factory=WriteLedger)
+    secrets: Secrets = field(default_factory=Secrets)
+    pause_gc: bool = True
+
+
+_CURRENT: ContextVar[CallContext | None] = ContextVar("hpohash_call", default=None)
+
+
+def current() -> CallContext:
+    """The context of the call in progress; outside any call, a fresh one nobody else sees."""
+    ctx = _CURRENT.get()
+    return ctx if ctx is not None else CallContext()
+
+
+def active() -> CallContext | None:
+    return _CURRENT.get()
+
+
+@contextmanager
+def call_context(ctx: CallContext | None = None) -> Iterator[CallContext]:
+    """Run a library call in ``ctx``; with none, in the caller's open context, else in a new one."""
+    chosen = ctx or _CURRENT.get() or CallContext()
+    token = _CURRENT.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _CURRENT.reset(token)
