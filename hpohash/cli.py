@@ -913,11 +913,26 @@ def _interrupted() -> int:
     return EXIT_INTERRUPTED
 
 
+def _show_read_notes(verbose: bool) -> None:
+    """``--verbose``: how runs are read and why (``Tracking.notes``, logged to ``hpohash.read``)."""
+    import logging
+
+    class _Say(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            _say(f"hpohash: {record.getMessage()}")
+
+    log = logging.getLogger("hpohash.read")
+    log.handlers[:] = [_Say()] if verbose else []  # one command per call, even when called in-process
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+
+
 def _run(args: list[str]) -> int:
     from hpohash.tracking import configure_process
 
     configure_process()
     verbose = "--verbose" in args or "-v" in args
+    _show_read_notes(verbose)
     ledger = getattr(sys.modules.get("hpohash.writes"), "LEDGER", None)
     if ledger is not None:  # one command per call, even when called in-process many times
         ledger.reset()

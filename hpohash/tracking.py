@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,12 +20,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 from hpohash import configs as cfg
-from hpohash.errors import BackendError, UsageError
+from hpohash.errors import BackendError, HpohashError, UsageError
 from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
 from hpohash.settings import BackendSettings
+from hpohash.sqlread import LocalArtifacts, SqlReader
 from hpohash.text import one_line
 
 PAGE_SIZE = 1000
@@ -40,6 +42,21 @@ HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
+
+
+#: ``--verbose`` lines about how runs are read (the CLI shows this logger's records under --verbose)
+READ_LOG = logging.getLogger("hpohash.read")
+
+
+def default_tracking_uri() -> str:
+    """MLflow's tracking URI when none is given. With MLflow not yet imported, nothing can have set
+    one in this process, so ``MLFLOW_TRACKING_URI`` is what ``mlflow.get_tracking_uri`` would return:
+    read directly, a read over SQL never imports MLflow."""
+    if "mlflow" not in sys.modules and os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
 
 
 def redact_uri(uri: str) -> str:
@@ -121,10 +138,7 @@ class Tracking:
     def __init__(
         self, tracking_uri: str | None = None, *, create: bool = False, settings: BackendSettings | None = None
     ) -> None:
-        import mlflow
-        from mlflow import MlflowClient
-
-        uri = tracking_uri or mlflow.get_tracking_uri()
+        uri = tracking_uri or default_tracking_uri()
         if not isinstance(uri, str):
             uri = str(uri)
         add_uri_secrets(uri)
@@ -133,7 +147,97 @@ class Tracking:
         self.display_uri = redact_uri(uri)
         self.http = is_http(uri)
         self.settings = settings or BackendSettings()
-        self.client = MlflowClient(tracking_uri=uri)
+        self._client: Any = None
+        #: how runs are read, and why (one line each; the CLI prints them under --verbose)
+        self.notes: list[str] = []
+        self._sql: SqlReader | None = None if create else self._open_sql()
+
+    @property
+    def client(self) -> Any:
+        """MLflow's client, made (and MLflow imported) on first use: writes, HTTP, non-file artifacts,
+        and every read when the store is not read by SQL."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    # ---------------------------------------------------------------- the direct SQL read (sqlread)
+
+    def _note(self, line: str) -> None:
+        line = redact(one_line(line.replace(self.uri, self.display_uri)))
+        self.notes.append(line)
+        READ_LOG.info(line)
+
+    def _open_sql(self) -> SqlReader | None:
+        """The SQL reader when ``settings.read_via`` allows it and the store qualifies; else None,
+        with a note saying why (``read_via="sql"``: a usage error instead)."""
+        from hpohash import sqlread
+
+        via = self.settings.read_via
+        if via == "api":
+            return None
+        try:
+            reader = sqlread.SqlReader(
+                self.uri, display_uri=self.display_uri, connect_timeout_s=self.settings.connect_timeout_s
+            )
+        except sqlread.SqlUnavailable as exc:
+            why = str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure: MLflow reads the store instead
+            why = f"{type(exc).__name__}: {exc}"
+        else:
+            self._note(f"reading runs by SQL (schema revision {reader.revision})")
+            return reader
+        if via == "sql":
+            raise UsageError(f"--read-via sql: {redact(one_line(why.replace(self.uri, self.display_uri)))}")
+        self._note(f"reading runs through MLflow's search_runs: {why}")
+        return None
+
+    def _sql_failed(self, exc: Exception) -> None:
+        """A SQL read failed: the rest of the command reads through MLflow (``read_via="sql"``: an error)."""
+        why = f"{type(exc).__name__}: {exc}"
+        if self.settings.read_via == "sql":
+            shown = redact(one_line(why.replace(self.uri, self.display_uri)))
+            raise BackendError(f"--read-via sql: reading {self.display_uri} failed: {shown}") from exc
+        self._note(f"reading runs through MLflow's search_runs from here on: the SQL read failed: {why}")
+        if self._sql is not None:
+            self._sql.close()
+        self._sql = None
+
+    def _via_sql(self, method: str, *args: Any) -> tuple[bool, Any]:
+        """(True, the SQL reader's answer), or (False, None) when MLflow is to answer instead."""
+        if self._sql is None:
+            return False, None
+        try:
+            return True, getattr(self._sql, method)(*args)
+        except HpohashError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._sql_failed(exc)
+            return False, None
+
+    def _scan_sql(self, sql: SqlReader, experiment_ids: Sequence[str], **kw: Any) -> Iterator[RunRecord]:
+        """The runs by SQL; a failure part-way goes on through MLflow (the same order, so the runs
+        already handed on are skipped), a filter not translated here reads this one scan through it."""
+        from hpohash.sqlread import SqlUnavailable
+
+        done: set[str] = set()
+        try:
+            for run in sql.scan(experiment_ids, **kw):
+                done.add(run.run_id)
+                yield run
+            return
+        except SqlUnavailable as exc:
+            if self.settings.read_via == "sql":
+                raise UsageError(f"--read-via sql: {exc}") from exc
+            self._note(f"one scan through MLflow's search_runs: {exc}")
+        except HpohashError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._sql_failed(exc)
+        for run in self._scan_api(experiment_ids, **kw):
+            if run.run_id not in done:
+                yield run
 
     @staticmethod
     def _check_local(uri: str, *, create: bool) -> None:
@@ -154,6 +258,9 @@ class Tracking:
 
     def resolve_experiments(self, names: Sequence[str], ids: Sequence[str]) -> list[Experiment]:
         """Experiments by name and id; an unknown one is a usage error naming it."""
+        ok, got = self._via_sql("resolve_experiments", names, ids)
+        if ok:
+            return list(got)
         out: list[Experiment] = []
         for name in names:
             try:
@@ -178,6 +285,9 @@ class Tracking:
         return list(unique.values())
 
     def all_experiment_ids(self) -> list[str]:
+        ok, got = self._via_sql("all_experiment_ids")
+        if ok:
+            return list(got)
         from mlflow.entities import ViewType
 
         ids: list[str] = []
@@ -195,6 +305,26 @@ class Tracking:
             raise classify_error(exc, "listing experiments") from exc
 
     def scan(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str = "",
+        include_deleted: bool = True,
+        on_page: Callable[[int], None] | None = None,
+        reducer: Reducer | None = None,
+    ) -> Iterator[RunRecord]:
+        """Every run of the experiments, in ``search_runs``' order: by SQL when the store is read so."""
+        kw: dict[str, Any] = {
+            "filter_string": filter_string,
+            "include_deleted": include_deleted,
+            "on_page": on_page,
+            "reducer": reducer,
+        }
+        if self._sql is not None:
+            return self._scan_sql(self._sql, experiment_ids, **kw)
+        return self._scan_api(experiment_ids, **kw)
+
+    def _scan_api(
         self,
         experiment_ids: Sequence[str],
         *,
@@ -276,6 +406,11 @@ class Tracking:
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
+        ok, got = self._via_sql("get_run", run_id)
+        if ok:
+            if got is None:
+                raise UsageError(f"run '{run_id}' not found at {self.display_uri}")
+            return got
         try:
             return _record(self.client.get_run(run_id))
         except Exception as exc:  # noqa: BLE001
@@ -306,6 +441,9 @@ class Tracking:
         return out
 
     def experiment_name(self, experiment_id: str) -> str:
+        ok, got = self._via_sql("experiment_name", experiment_id)
+        if ok:
+            return str(got or experiment_id)
         try:
             return self.client.get_experiment(experiment_id).name
         except Exception:  # noqa: BLE001
@@ -324,8 +462,8 @@ class Tracking:
     def fetch_configs(self, run: RunRecord) -> dict[str, tuple[str, bytes] | cfg.ConfigError]:
         """The raw ``config/*`` artifacts of one run: name → (artifact path, bytes) or the error for it."""
         run_id = run.run_id
-        try:
-            repo = self._artifact_repo(run)
+        try:  # a local artifact root is read as files (sqlread.LocalArtifacts: MLflow's checks, no import)
+            repo = LocalArtifacts.for_uri(run.artifact_uri) or self._artifact_repo(run)
             infos = repo.list_artifacts(ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
             err = classify_error(exc, f"listing artifacts of run {run_id}")
