@@ -445,9 +445,16 @@ class SqlReader:
             wanted += [table.c.key.like(_like_prefix(p), escape="\\") for p in prefixes]
             stmt = stmt.where(sa.or_(*wanted))
         out: dict[str, list[tuple[str, Any]]] = {}
-        for row in self._all(stmt):
-            value = float("nan") if nan and row[3] else row[2]
-            out.setdefault(row[0], []).append((row[1], value))
+        try:
+            rows = self._conn.execute(stmt)
+            if nan:
+                for rid, key, value, is_nan in rows:
+                    out.setdefault(rid, []).append((key, float("nan") if is_nan else value))
+            else:
+                for rid, key, value in rows:
+                    out.setdefault(rid, []).append((key, value))
+        finally:
+            self._conn.rollback()
         return out
 
 
