@@ -37,13 +37,22 @@ start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:])
 _, status, usage = os.wait4(proc.pid, 0)
 elapsed = time.perf_counter() - start
-sys.stderr.write(f"\\nhpohash-timed {elapsed} {usage.ru_maxrss}\\n")
+sys.stderr.write(f"\\nhpohash-timed {elapsed} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}\\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak RSS MiB, stdout) of one whole process, measured by ``LAUNCHER``."""
+    elapsed, _, rss, out = timed_cpu(cmd, env=env, cwd=cwd)
+    return elapsed, rss, out
+
+
+def timed_cpu(
+    cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS MiB, stdout) of one whole process. CPU time (user + system)
+    is what a shared, loaded machine distorts least: wall times there vary with the other processes."""
     import tempfile
 
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
@@ -57,8 +66,8 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
     timings = [line for line in err_text.splitlines() if line.startswith("hpohash-timed ")]
     if proc.returncode not in (0, 1) or not timings:  # not timings: the command could not be started
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err_text[-1000:]}")
-    _, elapsed, maxrss_kib = timings[-1].split()
-    return float(elapsed), int(maxrss_kib) // 1024, out.decode()
+    _, elapsed, maxrss_kib, cpu = timings[-1].split()
+    return float(elapsed), float(cpu), int(maxrss_kib) // 1024, out.decode()
 
 
 SCAN_SCRIPT = """

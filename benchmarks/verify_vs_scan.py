@@ -31,7 +31,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import COUNT_SCRIPT, ROOT, SCAN_SCRIPT, SCAN_SCRIPT_GC_PAUSED, VERIFY_API_SCRIPT, database, timed
+from _common import (
+    COUNT_SCRIPT,
+    ROOT,
+    SCAN_SCRIPT,
+    SCAN_SCRIPT_GC_PAUSED,
+    VERIFY_API_SCRIPT,
+    database,
+    timed,
+    timed_cpu,
+)
 from seed_bulk import timed_seed
 
 sys.path.insert(0, str(ROOT))
@@ -88,37 +97,42 @@ def main() -> None:
                 api_cmd = [sys.executable, "-c", VERIFY_API_SCRIPT, uri, exp]
                 verifies, apis, scans, fast_scans = [], [], [], []
                 for _ in range(args.repeat):
-                    verifies.append(timed(verify_cmd, cwd=work))
+                    verifies.append(timed_cpu(verify_cmd, cwd=work))
                     if sql_store:
-                        apis.append(timed(api_cmd, cwd=work))
-                    scans.append(timed(scan_cmds[0], cwd=work))
-                    fast_scans.append(timed(scan_cmds[1], cwd=work))
-                verify_s = statistics.median(t for t, _, _ in verifies)
-                scan_s = min(statistics.median(t for t, _, _ in scans), statistics.median(t for t, _, _ in fast_scans))
-                rss = max(r for _, r, _ in verifies)
-                doc = json.loads(verifies[-1][2])
+                        apis.append(timed_cpu(api_cmd, cwd=work))
+                    scans.append(timed_cpu(scan_cmds[0], cwd=work))
+                    fast_scans.append(timed_cpu(scan_cmds[1], cwd=work))
+
+                def med(runs: list[tuple[float, float, int, str]], i: int) -> float:
+                    return statistics.median(r[i] for r in runs)
+
+                verify_s, verify_cpu = med(verifies, 0), med(verifies, 1)
+                scan_s = min(med(scans, 0), med(fast_scans, 0))
+                scan_cpu = min(med(scans, 1), med(fast_scans, 1))
+                rss = max(r[2] for r in verifies)
+                doc = json.loads(verifies[-1][3])
                 summary, n_findings = doc["summary"], len(doc["findings"])
                 del doc
                 api_text = ""
                 if apis:
-                    api_s = statistics.median(t for t, _, _ in apis)
-                    same = "identical" if apis[-1][2] == verifies[-1][2] else "REPORTS DIFFER"
+                    same = "identical" if apis[-1][3] == verifies[-1][3] else "REPORTS DIFFER"
                     api_text = (
-                        f" · via search_runs {api_s:7.1f}s (ratio {api_s / scan_s:.2f}, "
-                        f"{max(r for _, r, _ in apis)} MiB; JSON {same})"
+                        f" · via search_runs {med(apis, 0):7.1f}s (ratio {med(apis, 0) / scan_s:.2f}; CPU "
+                        f"{med(apis, 1):.1f}s, ratio {med(apis, 1) / scan_cpu:.2f}; {max(r[2] for r in apis)} MiB; "
+                        f"JSON {same})"
                     )
                 print(
-                    f"{n:>7} runs: fastest scan {scan_s:7.1f}s ({scans[-1][2].strip()} runs; GC on "
-                    f"{statistics.median(t for t, _, _ in scans):.1f}s, paused "
-                    f"{statistics.median(t for t, _, _ in fast_scans):.1f}s) · verify {verify_s:7.1f}s · "
-                    f"ratio {verify_s / scan_s:.2f} · verify peak RSS {rss} MiB{api_text} · "
+                    f"{n:>7} runs: fastest scan {scan_s:7.1f}s ({scans[-1][3].strip()} runs; GC on "
+                    f"{med(scans, 0):.1f}s, paused {med(fast_scans, 0):.1f}s; CPU {scan_cpu:.1f}s) · verify "
+                    f"{verify_s:7.1f}s · ratio {verify_s / scan_s:.2f} · CPU {verify_cpu:.1f}s, ratio "
+                    f"{verify_cpu / scan_cpu:.2f} · verify peak RSS {rss} MiB{api_text} · "
                     f"{summary['studies']} studies, {n_findings} findings · load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
                 if args.count_calls:
                     counted = timed([sys.executable, "-c", COUNT_SCRIPT, *verify_args], cwd=work)[2]
                     print(f"         MLflow calls by verify: {counted.strip().splitlines()[-1]}", flush=True)
-                rows.append((n, scan_s, verify_s, rss, seeded.hpo_runs))
+                rows.append((n, scan_s, verify_s, rss, seeded.hpo_runs, scan_cpu, verify_cpu))
         finally:
             if server is not None:
                 server.stop()
@@ -128,10 +142,14 @@ def main() -> None:
     targets = "ratio <= 0.2, peak RSS <= 250 MiB" if sql_store else "ratio <= 1.1, peak RSS <= 500 MiB"
     growth = 1 if sql_store else 2
     print(f"\n{where}: targets {targets} at 100,000 runs, growth <= {growth} MiB per 1,000 runs")
-    for (n0, _, _, r0, _), (n1, _, _, r1, _) in zip(rows, rows[1:], strict=False):
+    for (n0, _, _, r0, *_), (n1, _, _, r1, *_) in zip(rows, rows[1:], strict=False):
         print(f"peak RSS growth {n0} -> {n1} runs: {(r1 - r0) / ((n1 - n0) / 1000):.2f} MiB per 1,000 runs")
-    for n, scan_s, verify_s, rss, _ in rows:
-        print(f"| {n:,} | {where} | {scan_s:.1f} s | {verify_s:.1f} s | {verify_s / scan_s:.2f} | {rss} MiB |")
+    print("| runs | store | fastest bare scan | verify | ratio | CPU: scan, verify, ratio | verify peak RSS |")
+    for n, scan_s, verify_s, rss, _, scan_cpu, verify_cpu in rows:
+        print(
+            f"| {n:,} | {where} | {scan_s:.1f} s | {verify_s:.1f} s | {verify_s / scan_s:.2f} | "
+            f"{scan_cpu:.1f} s, {verify_cpu:.1f} s, {verify_cpu / scan_cpu:.2f} | {rss} MiB |"
+        )
 
 
 if __name__ == "__main__":
