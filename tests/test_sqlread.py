@@ -18,6 +18,7 @@ from hpohash import api
 from hpohash.errors import BackendError, UsageError
 from hpohash.loading import hpo_filters, load_scope, scan_keep
 from hpohash.records import Reducer
+from hpohash.redact import redact
 from hpohash.render import json_
 from hpohash.settings import BackendSettings
 from hpohash.sqlread import KNOWN_REVISIONS, installed_head, parse_filter
@@ -185,7 +186,8 @@ def test_auto_reads_sql_stores_by_sql_and_says_so_under_verbose(run_cli, builder
 def test_http_is_read_through_mlflow_and_sql_there_is_a_usage_error() -> None:
     t = Tracking("http://127.0.0.1:9", settings=BackendSettings(read_via="auto"))
     assert t._sql is None
-    why = "http://127.0.0.1:9 is not a SQL database (sqlite, postgresql, mysql)"
+    # notes and errors are redacted: after a PostgreSQL test registered its URI's secrets, parts may be masked
+    why = redact("http://127.0.0.1:9 is not a SQL database (sqlite, postgresql, mysql)")
     assert t.notes == [f"reading runs through MLflow's search_runs: {why}"]
     with pytest.raises(UsageError) as err:
         Tracking("http://user:secret@127.0.0.1:9", settings=BackendSettings(read_via="sql"))
