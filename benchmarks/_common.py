@@ -37,13 +37,22 @@ start = time.perf_counter()
 proc = subprocess.Popen(sys.argv[1:])
 _, status, usage = os.wait4(proc.pid, 0)
 elapsed = time.perf_counter() - start
-sys.stderr.write(f"\\nhpohash-timed {elapsed} {usage.ru_maxrss}\\n")
+sys.stderr.write(f"\\nhpohash-timed {elapsed} {usage.ru_maxrss} {usage.ru_utime + usage.ru_stime}\\n")
 sys.exit(os.waitstatus_to_exitcode(status))
 """
 
 
 def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak RSS MiB, stdout) of one whole process, measured by ``LAUNCHER``."""
+    elapsed, _, rss, out = timed_cpu(cmd, env=env, cwd=cwd)
+    return elapsed, rss, out
+
+
+def timed_cpu(
+    cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds, peak RSS MiB, stdout) of one whole process. CPU time (user + system)
+    is what a shared, loaded machine distorts least: wall times there vary with the other processes."""
     import tempfile
 
     with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
@@ -57,8 +66,8 @@ def timed(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
     timings = [line for line in err_text.splitlines() if line.startswith("hpohash-timed ")]
     if proc.returncode not in (0, 1) or not timings:  # not timings: the command could not be started
         raise RuntimeError(f"{cmd[:4]} exited {proc.returncode}: {err_text[-1000:]}")
-    _, elapsed, maxrss_kib = timings[-1].split()
-    return float(elapsed), int(maxrss_kib) // 1024, out.decode()
+    _, elapsed, maxrss_kib, cpu = timings[-1].split()
+    return float(elapsed), float(cpu), int(maxrss_kib) // 1024, out.decode()
 
 
 SCAN_SCRIPT = """
@@ -75,6 +84,25 @@ while True:
     if not token:
         break
 print(n)
+"""
+
+#: The same scan with Python's cyclic GC paused (MLflow's entities for every tag of every run are
+#: long-lived garbage-collector work): the fastest bare ``search_runs`` scan, what ratios are against.
+SCAN_SCRIPT_GC_PAUSED = "import gc\ngc.disable()\n" + SCAN_SCRIPT
+
+#: ``verify --format json`` through MLflow's ``search_runs`` even on a SQL store (``read_via="api"``),
+#: exactly what the CLI prints (the report is compared byte for byte with the SQL path's).
+VERIFY_API_SCRIPT = """
+import sys
+from hpohash import api
+from hpohash.loading import load_scope
+from hpohash.render import json_
+from hpohash.settings import BackendSettings
+from hpohash.tags import TagRegistry
+from hpohash.tracking import Tracking, configure_process
+configure_process()
+tracking = Tracking(sys.argv[1], settings=BackendSettings(read_via="api"))
+json_.render_verify(api.verify_scope(load_scope(tracking, TagRegistry(), experiment_names=[sys.argv[2]])))
 """
 
 COUNT_SCRIPT = """

@@ -385,6 +385,9 @@ def read_artifact(repo: Any, path: str, limit: int) -> bytes | None:
     """At most ``limit + 1`` bytes of one artifact, read straight into memory: over HTTP the body
     is streamed and the connection closed past the cap; from a local directory the file is read,
     not copied. None: this repository offers neither (the caller downloads, then reads bounded)."""
+    local = getattr(repo, "read_bounded", None)
+    if local is not None:  # hpohash's own reader of a local artifact root (MLflow not imported)
+        return bytes(local(path, limit))
     from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
     from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 

@@ -118,24 +118,53 @@ class Reducer:
 
     def record(self, run: Any) -> RunRecord:
         info, data = run.info, run.data
+        return self.from_fields(
+            run_id=info.run_id,
+            experiment_id=str(info.experiment_id),
+            name=info.run_name,
+            artifact_uri=info.artifact_uri,
+            lifecycle_stage=info.lifecycle_stage,
+            status=info.status,
+            start_time=info.start_time,
+            tags=data.tags.items(),
+            params=data.params.items(),
+            metrics=data.metrics.items(),
+        )
+
+    def from_fields(
+        self,
+        *,
+        run_id: str,
+        experiment_id: str,
+        name: str | None,
+        artifact_uri: str | None,
+        lifecycle_stage: str,
+        status: str,
+        start_time: int | None,
+        tags: Iterable[tuple[str, str]],
+        params: Iterable[tuple[str, str]],
+        metrics: Iterable[tuple[str, float]],
+    ) -> RunRecord:
+        """One run from its raw fields, whoever read them (MLflow's entities, a direct SQL read), so
+        every reader keeps the same keys and shares strings and key indexes the same way."""
         keep = self.keep
-        tags = ((k, v) for k, v in data.tags.items() if keep.keeps_tag(k))
-        params = ((k, v) for k, v in data.params.items() if keep.params is None or k in keep.params)
-        metrics = ((k, v) for k, v in data.metrics.items() if keep.metrics is None or k in keep.metrics)
-        uri, suffix = info.artifact_uri or "", f"/{info.run_id}/artifacts"
+        kept_tags = ((k, v) for k, v in tags if keep.keeps_tag(k))
+        kept_params = ((k, v) for k, v in params if keep.params is None or k in keep.params)
+        kept_metrics = ((k, v) for k, v in metrics if keep.metrics is None or k in keep.metrics)
+        uri, suffix = artifact_uri or "", f"/{run_id}/artifacts"
         derived = uri.endswith(suffix)
         return RunRecord(
-            run_id=info.run_id,
-            experiment_id=self._s(str(info.experiment_id)),
-            name=info.run_name or "",
+            run_id=run_id,
+            experiment_id=self._s(experiment_id),
+            name=name or "",
             _artifact=self._s(uri[: -len(suffix)]) if derived else uri,
             _artifact_derived=derived,
-            lifecycle_stage=self._s(info.lifecycle_stage),
-            status=self._s(info.status),
-            start_time=int(info.start_time or 0),
-            tags=self._compact(tags, strings=True),
-            params=self._compact(params, strings=True),
-            metrics=self._compact(((k, float(v)) for k, v in metrics), strings=False),
+            lifecycle_stage=self._s(lifecycle_stage),
+            status=self._s(status),
+            start_time=int(start_time or 0),
+            tags=self._compact(kept_tags, strings=True),
+            params=self._compact(kept_params, strings=True),
+            metrics=self._compact(((k, float(v)) for k, v in kept_metrics), strings=False),
         )
 
 

@@ -39,6 +39,7 @@ from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
 from hpohash.settings import BackendSettings
+from hpohash.sqlread import LocalArtifacts, SqlReader
 from hpohash.text import one_line
 
 PAGE_SIZE = 1000
@@ -49,6 +50,17 @@ DEFAULT_WORKERS_HTTP = 8
 
 #: Tracking URIs without ``:`` that name a store, not a directory (MLflow's own list)
 STORE_NAMES = ("databricks", "databricks-uc", "uc")
+
+
+def default_tracking_uri() -> str:
+    """MLflow's tracking URI when none is given. With MLflow not yet imported, nothing can have set
+    one in this process, so ``MLFLOW_TRACKING_URI`` is what ``mlflow.get_tracking_uri`` would return:
+    read directly, a read over SQL never imports MLflow."""
+    if "mlflow" not in sys.modules and os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())
 
 
 def redact_uri(uri: str) -> str:
@@ -162,10 +174,7 @@ class Tracking:
     def __init__(
         self, tracking_uri: str | None = None, *, create: bool = False, settings: BackendSettings | None = None
     ) -> None:
-        import mlflow
-        from mlflow import MlflowClient
-
-        uri = tracking_uri or mlflow.get_tracking_uri()
+        uri = tracking_uri or default_tracking_uri()
         if not isinstance(uri, str):
             uri = str(uri)
         add_uri_secrets(uri)
@@ -181,11 +190,111 @@ class Tracking:
             self.store_uri = "databricks" + uri[len("databricks-uc") :]
         #: every request's bounds (deadline, throttling, waiting lines): ``hpohash.network``
         self.watch = Watch(Endpoint.of(self.store_uri, self.display_uri), self.settings)
-        self.client = WatchedClient(MlflowClient(tracking_uri=self.store_uri), self.watch)
+        self._client: Any = None
         self.family = family_of(uri)
         #: a store reached over the network (concurrent reads and writes pay there)
         self.remote = self.family not in ("sql", "file")
         self._said: set[str] = set()
+        #: how runs are read, and why (one line each; the CLI prints them under --verbose)
+        self.notes: list[str] = []
+        self._sql: SqlReader | None = None if create else self._open_sql()
+
+    @property
+    def client(self) -> Any:
+        """MLflow's client, made (and MLflow imported) on first use: writes, HTTP, non-file artifacts,
+        and every read when the store is not read by SQL."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = WatchedClient(MlflowClient(tracking_uri=self.store_uri), self.watch)
+        return self._client
+
+    # ---------------------------------------------------------------- the direct SQL read (sqlread)
+
+    def _note(self, line: str) -> None:
+        line = redact(one_line(line.replace(self.uri, self.display_uri)))
+        self.notes.append(line)
+        if self.settings.verbose:
+            sys.stderr.write(f"hpohash: {line}\n")
+
+    def _open_sql(self) -> SqlReader | None:
+        """The SQL reader when ``settings.read_via`` allows it and the store qualifies; else None,
+        with a note saying why (``read_via="sql"``: a usage error instead)."""
+        from hpohash import sqlread
+
+        via = self.settings.read_via
+        if via == "api":
+            return None
+        try:
+            reader = sqlread.SqlReader(
+                self.uri, display_uri=self.display_uri, connect_timeout_s=self.settings.connect_timeout_s
+            )
+        except sqlread.SqlUnavailable as exc:
+            why = str(exc)
+        except Exception as exc:  # noqa: BLE001 - any failure: MLflow reads the store instead
+            why = f"{type(exc).__name__}: {exc}"
+        else:
+            self._note(f"reading runs by SQL (schema revision {reader.revision})")
+            return reader
+        if via == "sql":
+            raise UsageError(f"--read-via sql: {redact(one_line(why.replace(self.uri, self.display_uri)))}")
+        self._note(f"reading runs through MLflow's search_runs: {why}")
+        return None
+
+    def _sql_failed(self, exc: Exception) -> None:
+        """A SQL read failed: the rest of the command reads through MLflow (``read_via="sql"``: an error)."""
+        why = f"{type(exc).__name__}: {exc}"
+        if self.settings.read_via == "sql":
+            shown = redact(one_line(why.replace(self.uri, self.display_uri)))
+            raise BackendError(f"--read-via sql: reading {self.display_uri} failed: {shown}") from exc
+        self._note(f"reading runs through MLflow's search_runs from here on: the SQL read failed: {why}")
+        if self._sql is not None:
+            self._sql.close()
+        self._sql = None
+
+    def _via_sql(self, method: str, *args: Any) -> tuple[bool, Any]:
+        """(True, the SQL reader's answer), or (False, None) when MLflow is to answer instead."""
+        if self._sql is None:
+            return False, None
+        try:
+            return True, getattr(self._sql, method)(*args)
+        except HpohashError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._sql_failed(exc)
+            return False, None
+
+    def _scan_sql(
+        self,
+        sql: SqlReader,
+        experiment_ids: Sequence[str],
+        text: str,
+        clauses: Sequence[Clause],
+        filter_string: str,
+        **kw: Any,
+    ) -> Iterator[RunRecord]:
+        """The runs by SQL (``text``: the whole filter); a failure part-way goes on through MLflow (the
+        same order, so the runs already handed on are skipped), a filter not translated here reads this
+        one scan through it."""
+        from hpohash.sqlread import SqlUnavailable
+
+        done: set[str] = set()
+        try:
+            for run in sql.scan(experiment_ids, filter_string=text, **kw):
+                done.add(run.run_id)
+                yield run
+            return
+        except SqlUnavailable as exc:
+            if self.settings.read_via == "sql":
+                raise UsageError(f"--read-via sql: {exc}") from exc
+            self._note(f"one scan through MLflow's search_runs: {exc}")
+        except HpohashError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            self._sql_failed(exc)
+        for run in self._scan_api(experiment_ids, filter_string=filter_string, clauses=clauses, **kw):
+            if run.run_id not in done:
+                yield run
 
     @staticmethod
     def _check_local(uri: str, *, create: bool) -> None:
@@ -209,6 +318,9 @@ class Tracking:
 
     def resolve_experiments(self, names: Sequence[str], ids: Sequence[str]) -> list[Experiment]:
         """Experiments by name and id; an unknown one is a usage error naming it."""
+        ok, got = self._via_sql("resolve_experiments", names, ids)
+        if ok:
+            return list(got)
         out: list[Experiment] = []
         for name in names:
             try:
@@ -233,6 +345,9 @@ class Tracking:
         return list(unique.values())
 
     def all_experiment_ids(self) -> list[str]:
+        ok, got = self._via_sql("all_experiment_ids")
+        if ok:
+            return list(got)
         from mlflow.entities import ViewType
 
         ids: list[str] = []
@@ -349,6 +464,23 @@ class Tracking:
     # ---------------------------------------------------------------- experiments and runs (reads)
 
     def scan(
+        self,
+        experiment_ids: Sequence[str],
+        *,
+        filter_string: str = "",
+        clauses: Sequence[Clause] = (),
+        include_deleted: bool = True,
+        on_page: Callable[[int], None] | None = None,
+        reducer: Reducer | None = None,
+    ) -> Iterator[RunRecord]:
+        """Every run of the experiments, in ``search_runs``' order: by SQL when the store is read so."""
+        kw: dict[str, Any] = {"include_deleted": include_deleted, "on_page": on_page, "reducer": reducer}
+        if self._sql is not None:  # every filter form is SQL there: the clauses go as text
+            text = " AND ".join(t for t in (filter_string, *(c.text() for c in clauses)) if t)
+            return self._scan_sql(self._sql, experiment_ids, text, clauses, filter_string, **kw)
+        return self._scan_api(experiment_ids, filter_string=filter_string, clauses=clauses, **kw)
+
+    def _scan_api(
         self,
         experiment_ids: Sequence[str],
         *,
@@ -494,6 +626,11 @@ class Tracking:
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
+        ok, got = self._via_sql("get_run", run_id)
+        if ok:
+            if got is None:
+                raise UsageError(f"run '{run_id}' not found at {self.display_uri}")
+            return got
         try:
             return _record(self.client.get_run(run_id))
         except Exception as exc:  # noqa: BLE001
@@ -526,6 +663,9 @@ class Tracking:
         return out
 
     def experiment_name(self, experiment_id: str) -> str:
+        ok, got = self._via_sql("experiment_name", experiment_id)
+        if ok:
+            return str(got or experiment_id)
         try:
             return self.client.get_experiment(experiment_id).name
         except Exception:  # noqa: BLE001
@@ -544,9 +684,13 @@ class Tracking:
     def fetch_configs(self, run: RunRecord) -> dict[str, tuple[str, bytes] | cfg.ConfigError]:
         """The raw ``config/*`` artifacts of one run: name → (artifact path, bytes) or the error for it."""
         run_id = run.run_id
-        try:
-            repo = self._artifact_repo(run)
-            infos = self.watch.call("list_artifacts", repo.list_artifacts, ARTIFACT_DIR)
+        try:  # a local artifact root is read as files (sqlread.LocalArtifacts: MLflow's checks, no import)
+            repo: Any = LocalArtifacts.for_uri(run.artifact_uri)
+            if repo is not None:
+                infos = repo.list_artifacts(ARTIFACT_DIR)
+            else:
+                repo = self._artifact_repo(run)
+                infos = self.watch.call("list_artifacts", repo.list_artifacts, ARTIFACT_DIR)
         except Exception as exc:  # noqa: BLE001
             err = classify_error(exc, f"listing artifacts of run {run_id}")
             if isinstance(err, BackendError):
