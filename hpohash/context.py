@@ -6,17 +6,21 @@ the call's context from here.
 Nothing here is process-wide. Each ``api`` call runs in a :class:`CallContext` of its own (or in the
 one its caller opened, as the CLI does to tell a Ctrl-C what was written), held in a context
 variable, so a notebook calling ``hpohash.verify()`` twice, or two threads calling it at once, never
-see each other's ledger or secrets. Worker threads a call starts do not inherit a context variable:
-what they need of it (the ledger) is taken from it before they start.
+see each other's ledger or secrets. A thread starts with no context variables, so every worker a
+call starts runs its work through :func:`carried`, in the call's own context.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -87,3 +91,20 @@ def call_context(ctx: CallContext | None = None) -> Iterator[CallContext]:
         yield chosen
     finally:
         _CURRENT.reset(token)
+
+
+def carried(fn: Callable[P, R]) -> Callable[P, R]:
+    """``fn`` as a worker thread of this call runs it: in the call's context (its secrets to mask and
+    its ledger), which a new thread would not otherwise see."""
+    call = _CURRENT.get()
+    if call is None:
+        return fn
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _CURRENT.set(call)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _CURRENT.reset(token)
+
+    return run

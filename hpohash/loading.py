@@ -25,6 +25,7 @@ from hpohash.classify import (
     _stage,
     classify,
 )
+from hpohash.context import carried
 from hpohash.errors import UsageError
 from hpohash.records import Experiment, Keep, Reducer, RunRecord
 from hpohash.study import (
@@ -115,7 +116,7 @@ def load_scope(
 
     def seen(run: RunRecord) -> None:
         if pool is not None and (include_deleted or not run.deleted) and _maybe_parent(run, registry):
-            prefetch[run.run_id] = pool.submit(tracking.fetch_configs, run)
+            prefetch[run.run_id] = pool.submit(carried(tracking.fetch_configs), run)
 
     try:
         if parent_run_id:

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 from urllib.request import getproxies, proxy_bypass
 
+from hpohash.context import carried
 from hpohash.errors import BackendError
 from hpohash.redact import redact
 from hpohash.settings import BackendSettings
@@ -281,7 +282,7 @@ class Watch:
                 done.set()
 
         # named after the thread it works for (a page read ahead stays "hpohash-page…")
-        worker = threading.Thread(target=work, name=f"{threading.current_thread().name}:{what}", daemon=True)
+        worker = threading.Thread(target=carried(work), name=f"{threading.current_thread().name}:{what}", daemon=True)
         worker.start()
         notice = min(NOTICE_S, deadline / 2)
         waited, seen, last = 0.0, -1, time.monotonic()

@@ -32,7 +32,8 @@ from hpohash.capabilities import (
     for_family,
     id_in,
 )
-from hpohash.errors import BackendError, HpohashError, UsageError
+from hpohash.context import carried
+from hpohash.errors import BackendError, HpohashError, UsageError, missing_driver
 from hpohash.limits import read_bounded
 from hpohash.network import Endpoint, Watch, WatchedClient, read_artifact
 from hpohash.perf import collect_young, gc_paused
@@ -145,6 +146,9 @@ def classify_error(exc: Exception, what: str) -> Exception:
     """Turn an MLflow/requests exception into UsageError (not found) or BackendError (anything else)."""
     if isinstance(exc, HpohashError):  # already one line naming what failed (a deadline, throttling)
         return exc
+    driver = missing_driver(exc)  # the store's database driver is not installed: the user's set-up
+    if driver is not None:
+        return driver
     code = getattr(exc, "error_code", None)
     message = redact(one_line(getattr(exc, "message", None) or exc))
     if len(message) > 300:
@@ -598,7 +602,7 @@ class Tracking:
                         pool = ThreadPoolExecutor(max_workers=READ_AHEAD_HTTP, thread_name_prefix="hpohash-page")
                     for offset in range(done, done + READ_AHEAD_HTTP * size, size):
                         if offset not in ahead:
-                            ahead[offset] = pool.submit(fetch, _offset_token(offset))
+                            ahead[offset] = pool.submit(carried(fetch), _offset_token(offset))
                 else:  # a token not predicted: what was read ahead is not the next page
                     for future in ahead.values():
                         future.cancel()
@@ -747,7 +751,7 @@ class Tracking:
             return [fn(i) for i in items]
         pool = ThreadPoolExecutor(max_workers=n)
         try:
-            return list(pool.map(fn, items))
+            return list(pool.map(carried(fn), items))
         except BaseException:
             # Ctrl-C (or a crash): start nothing new; only the calls already running finish
             pool.shutdown(wait=True, cancel_futures=True)

@@ -55,14 +55,9 @@ def test_a_server_that_never_answers_or_trickles_fails_within_the_deadline(
 
 
 def test_the_cli_says_it_waits_then_exits_3(run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same through ``hpohash verify``: the default settings' deadline shortened for the test."""
-    import functools
-
-    import hpohash.tracking
-
-    monkeypatch.setattr(hpohash.tracking, "BackendSettings", functools.partial(BackendSettings, deadline_s=2.0))
+    """The same through ``hpohash verify``, the deadline given by ``--timeout``."""
     with faulty("trickle", interval=0.5) as server:
-        r = run_cli(["verify", "--tracking-uri", server.uri, "-e", "x"])
+        r = run_cli(["verify", "--tracking-uri", server.uri, "-e", "x", "--timeout", "2"])
     assert r.code == 3, r.err
     assert r.err == waiting(server.port) + f"hpohash: error: {no_answer(server.port)}\n"
 

@@ -202,6 +202,25 @@ def test_a_calls_ledger_and_secrets_are_its_own(builder: Builder, tmp_path: Path
     assert mine.ledger.runs_written == 4  # the undo, a call of its own, left it alone
 
 
+def test_worker_threads_a_call_starts_carry_its_secrets() -> None:
+    """Config fetches, pages read ahead and writes run on worker threads: what they redact is masked
+    with the call's own secrets, and a thread the call did not start sees none of them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hpohash.context import CallContext, call_context, carried
+    from hpohash.redact import Redactor, redact
+
+    mine = CallContext()
+    Redactor(mine.secrets).add_secret("S3CRET-in-a-worker")
+
+    def masked(_: int) -> str:
+        return redact("x S3CRET-in-a-worker x")
+
+    with call_context(mine), ThreadPoolExecutor(max_workers=2) as pool:
+        assert list(pool.map(carried(masked), range(4))) == ["x *** x"] * 4
+        assert list(pool.map(masked, range(2))) == ["x S3CRET-in-a-worker x"] * 2
+
+
 def test_the_gc_pause_is_counted_and_can_be_declined() -> None:
     import gc
 

@@ -14,18 +14,30 @@ from typing import Any
 
 import pytest
 
-from hpohash import api
+from hpohash import capabilities as cap
+from hpohash.audit import audit_per_study
 from hpohash.errors import BackendError, UsageError
 from hpohash.loading import hpo_filters, load_scope, scan_keep
 from hpohash.records import Reducer
 from hpohash.redact import redact
-from hpohash.render import json_
+from hpohash.render import VerifyContext, json_
+from hpohash.reports import VerifyReport
 from hpohash.settings import BackendSettings
 from hpohash.sqlread import KNOWN_REVISIONS, installed_head, parse_filter
 from hpohash.tags import TagRegistry
-from hpohash.tracking import Tracking, started_filter, tag_filter
+from hpohash.tracking import Tracking
 from tests.builders import Builder
 from tests.pipeline import build_pipeline_store
+
+
+def tag_filter(key: str, op: str, value: str | None = None) -> str:
+    """One tag clause as the filter text the adapter sends (and the SQL reader parses)."""
+    return cap.tag(key, op, value).text()
+
+
+def started_filter(op: str, ms: int) -> str:
+    return cap.started(op, ms).text()
+
 
 ROOT = Path(__file__).resolve().parents[1]
 DAY_MS = 86_400_000
@@ -40,9 +52,8 @@ def tracking(uri: str, via: str) -> Tracking:
 def report(capsys: pytest.CaptureFixture[str], uri: str, via: str, **kw: Any) -> str:
     """The ``verify --format json`` document of one read (what ``verify`` prints, byte for byte)."""
     scope = load_scope(tracking(uri, via), TagRegistry(), **kw)
-    capsys.readouterr()
-    json_.render_verify(api.verify_scope(scope))
-    return capsys.readouterr().out
+    verified = VerifyReport.from_scope(scope, audit_per_study(scope))
+    return "".join(json_.format_verify(verified, VerifyContext()))
 
 
 def assert_same(capsys: pytest.CaptureFixture[str], uri: str, **kw: Any) -> dict[str, Any]:
@@ -111,14 +122,14 @@ def test_raw_scans_are_equal_with_every_filter_loading_sends(builder: Builder) -
     some = [r.run_id for r in tracking(builder.uri, "api").scan(exps)][::3]
     filters = [
         "",
-        *hpo_filters(reg),
+        *(c.text() for c in hpo_filters(reg)),
         tag_filter(reg.key("parent"), "=", some[0]),
         f"{tag_filter(reg.key('parent'), 'IS NULL')} AND {started_filter('<', int(time.time() * 1000) - DAY_MS)}",
         started_filter(">=", int(time.time() * 1000) - DAY_MS),
         "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in some) + ")",
     ]
     assert assert_same_scans(builder.uri, exps, filters) > 50
-    assert_same_scans(builder.uri, exps, ["", hpo_filters(reg)[0]], scan_keep(reg))
+    assert_same_scans(builder.uri, exps, ["", hpo_filters(reg)[0].text()], scan_keep(reg))
 
 
 def test_server_side_filters_translated_to_sql(capsys, builder: Builder, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +176,7 @@ def test_postgresql_store_reads_identically(capsys, pg_mlflow_server, tmp_path: 
     assert doc["summary"]["studies"] == 4
     assert_same(capsys, uri, experiment_names=names, since_ms=int(time.time() * 1000) - DAY_MS)
     reg = TagRegistry()
-    assert_same_scans(uri, exps, ["", *hpo_filters(reg), tag_filter(reg.key("parent"), "IS NULL")])
+    assert_same_scans(uri, exps, ["", *(c.text() for c in hpo_filters(reg)), tag_filter(reg.key("parent"), "IS NULL")])
 
 
 # ------------------------------------------------------------------------------------ choosing the path
