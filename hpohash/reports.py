@@ -9,7 +9,7 @@ edge.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpohash.audit import Finding, FindingDicts
@@ -218,13 +218,7 @@ class BackfillSummary:
     conflicts: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "runs_planned": self.runs_planned,
-            "tags_planned": self.tags_planned,
-            "runs_written": self.runs_written,
-            "runs_failed": self.runs_failed,
-            "conflicts": self.conflicts,
-        }
+        return asdict(self)  # the fields, in the order the JSON has them
 
 
 @dataclass(frozen=True)
@@ -291,15 +285,7 @@ class UndoSummary:
     cut_lines: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "runs_planned": self.runs_planned,
-            "tags_planned": self.tags_planned,
-            "runs_written": self.runs_written,
-            "runs_failed": self.runs_failed,
-            "skipped": self.skipped,
-            "missing_runs": self.missing_runs,
-            "cut_lines": self.cut_lines,
-        }
+        return asdict(self)  # the fields, in the order the JSON has them
 
 
 @dataclass(frozen=True)

@@ -298,32 +298,32 @@ class SqlReader:
 
     # ---------------------------------------------------------------- experiments
 
+    def _experiment(self, column: Any, value: Any) -> Experiment | None:
+        """The active or deleted experiment whose ``column`` equals ``value`` (as ``get_experiment*``)."""
+        exps = self.experiments
+        rows = self._all(
+            self.sa.select(exps.c.experiment_id, exps.c.name).where(
+                column == value, exps.c.lifecycle_stage.in_([_ACTIVE, _DELETED])
+            )
+        )
+        return Experiment(str(rows[0][0]), rows[0][1]) if rows else None
+
     def resolve_experiments(self, names: Sequence[str], ids: Sequence[str]) -> list[Experiment]:
         """As ``Tracking.resolve_experiments``: deleted experiments too, first of each id."""
-        exps, sa = self.experiments, self.sa
         out: list[Experiment] = []
         for name in names:
-            rows = self._all(
-                sa.select(exps.c.experiment_id, exps.c.name).where(
-                    exps.c.name == name, exps.c.lifecycle_stage.in_([_ACTIVE, _DELETED])
-                )
-            )
-            if not rows:
+            exp = self._experiment(self.experiments.c.name, name)
+            if exp is None:
                 raise UsageError(f"experiment '{name}' not found at {self.display_uri}")
-            out.append(Experiment(str(rows[0][0]), rows[0][1]))
+            out.append(exp)
         for eid in ids:
             try:
-                number = int(eid or "0")
+                found = self._experiment(self.experiments.c.experiment_id, int(eid or "0"))
             except ValueError:
-                raise UsageError(f"experiment id '{eid}' not found at {self.display_uri}") from None
-            rows = self._all(
-                sa.select(exps.c.experiment_id, exps.c.name).where(
-                    exps.c.experiment_id == number, exps.c.lifecycle_stage.in_([_ACTIVE, _DELETED])
-                )
-            )
-            if not rows:
+                found = None
+            if found is None:
                 raise UsageError(f"experiment id '{eid}' not found at {self.display_uri}")
-            out.append(Experiment(str(rows[0][0]), rows[0][1]))
+            out.append(found)
         unique: dict[str, Experiment] = {}
         for e in out:
             unique.setdefault(e.experiment_id, e)
