@@ -16,7 +16,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.2.0"
+from hpohash.version import __version__ as __version__
 
 __all__ = [
     "RULES",

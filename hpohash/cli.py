@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from hpohash import __version__, edge
+from hpohash import edge
 from hpohash.errors import UsageError
 from hpohash.options import (
     SectionedGroup,
@@ -25,6 +25,7 @@ from hpohash.options import (
     undo_options,
     verify_options,
 )
+from hpohash.version import __version__
 
 
 @click.group(cls=SectionedGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from hpohash.audit import Finding, FindingDicts
 from hpohash.plan import Conflict, PlannedChange
-from hpohash.render import CheckedRun
 from hpohash.rules import ERROR, WARNING
 from hpohash.writes import ApplyResult, TagWrite, UndoPlan
 
@@ -27,6 +26,15 @@ def experiments_with_runs(scope: Any) -> tuple[str, ...]:
     used = {r.experiment_id for s in scope.studies for r in s.members()}
     used |= {o.run.experiment_id for o in scope.orphans}
     return tuple(e.name for e in scope.experiments if e.experiment_id in used)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedRun:
+    """One run verify looked at (JUnit reports a test case per run, passed or not)."""
+
+    run_id: str
+    stage: str
+    parent_run_id: str | None
 
 
 @dataclass(frozen=True)

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hpohash import __version__
 from hpohash.context import current
 from hpohash.errors import BackendError, HpohashError, JournalWriteError, UsageError
 from hpohash.network import ThrottledError
 from hpohash.plan import PlannedChange
 from hpohash.tracking import Tracking, classify_error
+from hpohash.version import __version__
 
 #: consecutive backend failures after which the remaining runs are not attempted (throttling is
 #: not one: a store that answers 429 is up, and asks for patience, not for the rest to be dropped)

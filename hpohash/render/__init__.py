@@ -59,15 +59,6 @@ def by_run(items: Iterable[T], run_id: Callable[[T], str] = attrgetter("run_id")
     return runs
 
 
-@dataclass(frozen=True, slots=True)
-class CheckedRun:
-    """One run verify looked at (JUnit reports a test case per run, passed or not)."""
-
-    run_id: str
-    stage: str
-    parent_run_id: str | None
-
-
 @dataclass(frozen=True)
 class VerifyContext:
     """What the ``hpohash.verify/1`` report does not carry but a person or a CI system needs.

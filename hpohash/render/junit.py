@@ -10,7 +10,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
-from hpohash.render import CheckedRun, VerifyContext, by_run
+from hpohash.render import VerifyContext, by_run
+from hpohash.reports import CheckedRun
 
 if TYPE_CHECKING:
     from hpohash.audit import Finding
