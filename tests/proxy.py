@@ -5,7 +5,9 @@ what a profile refuses gets ``400 INVALID_PARAMETER_VALUE`` with the quoted mess
 its own opaque ones wrapping the server's (a token it did not issue is refused), and an armed burst
 of ``429`` with ``Retry-After: 1`` answers the next requests. Everything else is passed through
 unchanged, so what hpohash reads through it is the real server's data in another dialect. Requests
-are counted by kind, so a test can assert what probing cost.
+are counted by kind, so a test can assert what probing cost. Faults can be armed too: a burst of
+``503`` (``arm_burst(n, 503)``) and answers cut off mid-body (``arm_drop``): the status line, headers
+naming the whole length, half the body, then the connection closed.
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class RestrictedProxy:
         self.refused: Counter[str] = Counter()
         self._tokens: dict[str, str] = {}
         self._burst = 0
+        self._burst_status = 429
+        self._drop = 0
+        self._drop_path = ""
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,10 +110,15 @@ class RestrictedProxy:
             self._server.server_close()
             self._server = None
 
-    def arm_burst(self, n: int) -> None:
-        """The next ``n`` requests are answered ``429`` with ``Retry-After: 1``."""
+    def arm_burst(self, n: int, status: int = 429) -> None:
+        """The next ``n`` requests are answered ``status`` (429 or 503) with ``Retry-After: 1``."""
         with self._lock:
-            self._burst = n
+            self._burst, self._burst_status = n, status
+
+    def arm_drop(self, n: int, path: str = "") -> None:
+        """The next ``n`` answers (to ``path`` only, when given) stop half-way through their body."""
+        with self._lock:
+            self._drop, self._drop_path = n, path
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -138,12 +148,30 @@ class RestrictedProxy:
         with self._lock:
             self.counts["requests"] += 1
             throttled = self._burst > 0
+            status = self._burst_status
             if throttled:
                 self._burst -= 1
-                self.counts["429"] += 1
+                self.counts[str(status)] += 1
+            drop = self._drop > 0 and (not self._drop_path or path == self._drop_path)
+            if drop:
+                self._drop -= 1
+                self.counts["dropped"] += 1
         if throttled:
-            payload = json.dumps({"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "Too many requests"}).encode()
-            self._reply(h, 429, payload, {"Content-Type": "application/json", "Retry-After": "1"})
+            code = "REQUEST_LIMIT_EXCEEDED" if status == 429 else "TEMPORARILY_UNAVAILABLE"
+            payload = json.dumps({"error_code": code, "message": "Try again later"}).encode()
+            self._reply(h, status, payload, {"Content-Type": "application/json", "Retry-After": "1"})
+            return
+        if drop:
+            status, headers, data = self._forward(h.command, h.path, body, h.headers.get("Content-Type"))
+            h.send_response(status)
+            for key, value in headers.items():
+                h.send_header(key, value)
+            h.send_header("Content-Length", str(len(data)))
+            h.end_headers()
+            h.wfile.write(data[: len(data) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            h.connection.shutdown(2)  # SHUT_RDWR: the client reads half a body, then the end
             return
         if path == SEARCH_RUNS and h.command == "POST":
             self._search(h, body)

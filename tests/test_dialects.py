@@ -340,3 +340,55 @@ def test_the_cli_maps_the_server_filter_variable_and_verbose_says_the_forms(
     assert r.err.count(line) == (1 if said else 0), r.err
     quiet = run_cli(["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"])
     assert quiet.err == "" and quiet.out == r.out
+
+
+# ------------------------------------------------------------------------------------------ faults on the way
+
+
+@needs_git
+@pytest.mark.server
+def test_503s_are_waited_out_and_an_answer_cut_off_mid_body_loses_nothing(
+    run_cli, proxies, sqlite_mlflow_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of 503s (Retry-After: 1) is waited out by MLflow's client: the direct answer. An answer
+    cut off half-way is one line and exit 3, never a traceback; a write whose answer was lost (it
+    landed) is in the journal, a rerun plans nothing for it, and the store ends repaired."""
+    proxy = proxies["databricks"]
+    proxy.reset_counts()
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "4")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+    direct = sqlite_mlflow_server.uri
+    b = Builder(direct)
+    _, name, repo, _ = build_pipeline_store(b, tmp_path / "faults")
+    args = ["-e", name, "--config-dir", str(repo / "config"), "--format", "json"]
+    want = run_cli(["verify", "--tracking-uri", direct, *args])
+    assert want.code == 1
+
+    proxy.arm_burst(3, 503)
+    got = run_cli(["verify", "--tracking-uri", proxy.uri, *args])
+    assert (got.code, json.loads(got.out.replace(proxy.uri, direct))) == (1, json.loads(want.out))
+    assert proxy.counts["503"] == 3
+
+    proxy.arm_drop(1, "/api/2.0/mlflow/runs/search")
+    cut = run_cli(["verify", "--tracking-uri", proxy.uri, *args])
+    assert proxy.counts["dropped"] == 1
+    assert cut.code == 3 and cut.out == "" and "Traceback" not in cut.err, cut.err
+    assert cut.err.startswith("hpohash: error: ") and cut.err.count("\n") == 1, cut.err
+
+    plan = json.loads(run_cli(["backfill", "--tracking-uri", direct, *args, "--dry-run"]).out)
+    journal = tmp_path / "cut.jsonl"
+    proxy.arm_drop(1, "/api/2.0/mlflow/runs/log-batch")
+    first = run_cli(
+        ["backfill", "--tracking-uri", proxy.uri, *args, "--yes", "--workers", "1", "--journal", str(journal)]
+    )
+    assert proxy.counts["dropped"] == 2
+    doc = json.loads(first.out)
+    assert first.code == 3 and doc["summary"]["runs_failed"] == 1, first.err
+    lost = doc["failures"][0]["run_id"]
+    journaled = {json.loads(line).get("run_id") for line in journal.read_text().splitlines()[1:]}
+    assert lost in journaled  # the journal line came first
+    again = json.loads(run_cli(["backfill", "--tracking-uri", direct, *args, "--dry-run"]).out)
+    assert lost not in {c["run_id"] for c in again["changes"]}  # its write had landed
+    assert len(again["changes"]) < len(plan["changes"])
+    run_cli(["backfill", "--tracking-uri", proxy.uri, *args, "--yes", "--journal", str(tmp_path / "rest.jsonl")])
+    assert run_cli(["verify", "--tracking-uri", direct, *args]).code == 0
