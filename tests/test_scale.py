@@ -62,7 +62,8 @@ def test_non_hpo_runs_are_not_kept_but_link_targets_are_read(
     other = builder.run(exp, "train", {"code.stage": "train"})
     odd = builder.run(exp, "cv", {"code.stage": "cv_fold", "mlflow.parentRunId": s.trials[0]})
     builder.set(s.refit, code__refit__of_trial_run_id=other)
-    tracking = Tracking(builder.uri, settings=BackendSettings(server_filter=where))  # as the CLI maps the variable
+    # as the CLI maps the variable; through search_runs, where the filter is a choice (SQL reads filter in SQL)
+    tracking = Tracking(builder.uri, settings=BackendSettings(server_filter=where, read_via="api"))
     scope = load_scope(tracking, TagRegistry(), experiment_ids=[exp])
     assert other in scope.index  # fetched by id for the refit's link, not by the scan
     assert scope.studies[0].folds == 1 and odd in scope.index  # a stage without the hpo prefix is read
