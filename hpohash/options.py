@@ -60,7 +60,7 @@ HELP_SECTIONS: dict[str, str] = {
 #: per-command exceptions: ``hash`` reads files, and its trial-key schema chooses what to print
 COMMAND_SECTIONS: dict[str, dict[str, str]] = {
     "hash": {
-        **dict.fromkeys(("data_file", "hpo_file", "train_file", "benchmark_file"), "Config"),
+        **dict.fromkeys(("config_dir", "data_file", "hpo_file", "train_file", "benchmark_file"), "Config"),
         **dict.fromkeys(("hyperparameters", "trial_key_schema"), "Trial"),
         "show_key": "Output",
     },

@@ -339,6 +339,8 @@ def test_version_and_help_sections(run_cli) -> None:
     assert out.index("Output options:") < out.index("  --select CODES") < out.index("  --format [")
     r = run_cli(["backfill", "--help"])
     assert r.out.index("Config options:") < r.out.index("Backfill options:") < r.out.index("  --dry-run ")
+    r = run_cli(["hash", "--help"])  # hash's own --config-dir (a tree or flat folder) is a Config option too
+    assert r.out.index("Config options:") < r.out.index("  --config-dir ") < r.out.index("Trial options:")
 
 
 def test_shell_completion_of_experiment_names(demo) -> None:
