@@ -84,7 +84,7 @@ class Request:
     experiments: tuple[str, ...] = ()
     experiment_ids: tuple[str, ...] = ()
     parent_run_id: str | None = None
-    #: every study of the experiments; with none named, every experiment of the store
+    #: every study of the experiments; with none named, every active experiment of the store
     check_all: bool = False
     #: ``"1d"``, ``"12h"``, ``"2026-11-20"``: only the studies with a run started since then
     since: str | None = None
