@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hpohash import configs as cfg
-from hpohash.errors import UsageError
+from hpohash.errors import ArgumentError, literal
 from hpohash.githistory import NOT_A_REPOSITORY, GitError, HistoryBounds, Revision, Snapshot, git_blob_id, read_history
 
 ROLES = ("data", "hpo", "train", "benchmark")
@@ -24,8 +24,11 @@ ROLES = ("data", "hpo", "train", "benchmark")
 EXPERIMENT_KEYS = {"data_config": "data", "hpo_config": "hpo", "train_config": "train", "benchmark_config": "benchmark"}
 
 
-class SourceError(UsageError):
-    """A ``--config-dir`` that cannot be used at all (missing, or a malformed file in the work tree)."""
+class SourceError(ArgumentError):
+    """A ``--config-dir`` that cannot be used at all (missing, or a malformed file in the work tree).
+
+    A template like every :class:`ArgumentError`: a library caller reads ``config_dirs``, the CLI ``--config-dir``.
+    """
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,8 @@ class _Reader:
         root = Path(directory)
         if not root.is_dir():
             raise SourceError(
-                f"--config-dir: {directory}: " + ("not a directory" if root.exists() else "no such directory")
+                "{}: " + literal(f"{directory}: " + ("not a directory" if root.exists() else "no such directory")),
+                "config_dirs",
             )
         keep = _Keep()
         blobs: dict[str, bytes] = {}
@@ -193,8 +197,12 @@ class _Reader:
                 hist = read_history(root, keep, rev=self.rev, bounds=self.bounds, have=blobs)
             except GitError as exc:
                 if exc.reason == NOT_A_REPOSITORY:
-                    raise SourceError(f"--config-rev {self.rev}: --config-dir {root} is {exc.reason}") from exc
-                raise SourceError(f"--config-rev {self.rev}: {exc.reason}") from exc
+                    raise SourceError(
+                        "{} " + literal(f"{self.rev}") + ": {} " + literal(f"{root} is {exc.reason}"),
+                        "config_rev",
+                        "config_dirs",
+                    ) from exc
+                raise SourceError.on("config_rev", f"{self.rev}: {exc.reason}") from exc
             self.warnings += hist.warnings
             blobs.update(hist.blobs)
             snapshots += hist.snapshots
@@ -231,8 +239,12 @@ class _Reader:
                 return
         if not formed:
             raise SourceError(
-                f"--config-dir: {directory}: no data, hpo and train configs (data.yaml, hpo.yaml, train.yaml, "
-                "or the pipeline's tree: data/*.yaml, hpo/*.yaml, train.yaml)"
+                "{}: "
+                + literal(
+                    f"{directory}: no data, hpo and train configs (data.yaml, hpo.yaml, train.yaml, "
+                    "or the pipeline's tree: data/*.yaml, hpo/*.yaml, train.yaml)"
+                ),
+                "config_dirs",
             )
 
     def _work_tree(self, root: Path, blobs: dict[str, bytes], keep: _Keep) -> Snapshot:
@@ -248,10 +260,11 @@ class _Reader:
             try:
                 size = path.stat().st_size
                 if size > cfg.MAX_BYTES:
-                    raise SourceError(f"--config-dir: {path}: larger than 1 MiB ({size} bytes)")
+                    raise SourceError("{}: " + literal(f"{path}: larger than 1 MiB ({size} bytes)"), "config_dirs")
                 raw = path.read_bytes()
             except OSError as exc:
-                raise SourceError(f"--config-dir: {path}: cannot read: {exc.strerror or exc}") from exc
+                reason = f"{path}: cannot read: {exc.strerror or exc}"
+                raise SourceError("{}: " + literal(reason), "config_dirs") from exc
             blob = git_blob_id(raw)
             blobs[blob] = raw
             files[rel] = blob
@@ -264,12 +277,12 @@ class _Reader:
             except cfg.ConfigError as exc:
                 self._parsed[blob] = None
                 if strict:
-                    raise SourceError(f"--config-dir: {exc}") from exc
+                    raise SourceError("{}: " + literal(str(exc)), "config_dirs") from exc
         elif self._parsed[blob] is None and strict:
             try:
                 cfg.parse_config(path, raw)
             except cfg.ConfigError as exc:
-                raise SourceError(f"--config-dir: {exc}") from exc
+                raise SourceError("{}: " + literal(str(exc)), "config_dirs") from exc
         return self._parsed[blob]
 
     def _combinations(

@@ -8,6 +8,7 @@ once, at the api boundary (``hpohash.api.translate``). Anything else is a bug.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Self
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -92,6 +93,11 @@ class ArgumentError(UsageError):
     def naming(self, names: Mapping[str, str]) -> str:
         """The message with each argument named by ``names`` (an option, say), else as it is."""
         return self.template.format(*(names.get(a, a) for a in self.arguments))
+
+    @classmethod
+    def on(cls, argument: str, text: str) -> Self:
+        """``{argument} text``: the message names one argument first, the rest is plain text (escaped)."""
+        return cls("{} " + literal(text), argument)
 
 
 def literal(text: str) -> str:

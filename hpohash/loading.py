@@ -26,7 +26,7 @@ from hpohash.classify import (
     classify,
 )
 from hpohash.context import carried
-from hpohash.errors import UsageError
+from hpohash.errors import ArgumentError, UsageError, literal
 from hpohash.records import Experiment, Keep, Reducer, RunRecord
 from hpohash.study import (
     MAX_CHILD_CONFIG_LOOKUPS,
@@ -122,8 +122,10 @@ def load_scope(
         if parent_run_id:
             parent = tracking.get_run(parent_run_id)
             if parent.deleted and not include_deleted:
-                raise UsageError(
-                    f"--parent-run-id {parent_run_id}: the run is deleted; pass --include-deleted to check it"
+                raise ArgumentError(
+                    "{} " + literal(parent_run_id) + ": the run is deleted; pass {} to check it",
+                    "parent_run_id",
+                    "include_deleted",
                 )
             exps = tracking.resolve_experiments(experiment_names, experiment_ids)
             if not exps:
@@ -131,7 +133,9 @@ def load_scope(
             all_runs = _scan_one_study(tracking, registry, parent, exps, progress, reducer)
         else:
             if not experiment_names and not experiment_ids:
-                raise UsageError("give --experiment-name/-e NAME or --experiment-id ID (or --parent-run-id ID)")
+                raise ArgumentError(
+                    "give {}/-e NAME or {} ID (or {} ID)", "experiments", "experiment_ids", "parent_run_id"
+                )
             exps = tracking.resolve_experiments(experiment_names, experiment_ids)
             exp_ids = [e.experiment_id for e in exps]
             if since_ms is None:
@@ -205,7 +209,7 @@ def build_scope(
     roles, study_of = classify(active, registry)
     if parent_run_id and roles.get(parent_run_id) != PARENT:
         role = roles.get(parent_run_id) or "not an HPO run"
-        raise UsageError(f"--parent-run-id {parent_run_id}: not the parent run of a study (it is: {role})")
+        raise ArgumentError.on("parent_run_id", f"{parent_run_id}: not the parent run of a study (it is: {role})")
     studies: dict[str, Study] = {}
     for rid, r in roles.items():
         if r == PARENT and (parent_run_id is None or rid == parent_run_id):
@@ -402,12 +406,9 @@ def open_sources(
     """``--config-dir`` sources, read once for every study; a bad file in a work tree is a usage error."""
     if not config_dirs:
         if rev is not None:
-            raise UsageError("--config-rev needs --config-dir")
+            raise ArgumentError("{} needs {}", "config_rev", "config_dirs")
         return None
-    try:
-        return src.ConfigSources.read(config_dirs, history=history, rev=rev, max_history_mib=max_history_mib)
-    except src.SourceError as exc:
-        raise UsageError(str(exc)) from exc
+    return src.ConfigSources.read(config_dirs, history=history, rev=rev, max_history_mib=max_history_mib)
 
 
 def _fetch_study_configs(

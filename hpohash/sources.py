@@ -26,6 +26,7 @@ from hpohash.candidates import (
     named_path,
     role_of,
 )
+from hpohash.errors import literal
 from hpohash.githistory import (
     DEFAULT_HISTORY_MIB,
     HistoryBounds,
@@ -148,7 +149,7 @@ class ConfigSources:
         """Every candidate config set of ``dirs`` (work trees, then git history newest first, or only
         ``rev``), reading at most ``max_history_mib`` MiB of history (see :class:`HistoryBounds`)."""
         if max_history_mib < 1:
-            raise SourceError(f"max_history_mib must be at least 1 (got {max_history_mib})")
+            raise SourceError.on("max_history_mib", f"must be at least 1 (got {max_history_mib})")
         bounds = HistoryBounds.of_mib(max_history_mib)
         return cls(CandidateSet.read(dirs, history=history, rev=rev, bounds=bounds))
 
@@ -264,19 +265,29 @@ class ConfigSources:
             if len(keys) == 1:
                 return work[0].config_set()
             if stage:
-                raise SourceError("--stage needs an experiment/*.yaml in --config-dir")
+                raise SourceError("{} needs an experiment/*.yaml in {}", "stage", "config_dirs")
             raise SourceError(
-                f"--config-dir holds {len(keys)} data × hpo × train combinations and no experiment/*.yaml naming one: "
-                "give --data/--hpo/--train"
+                f"{{}} holds {len(keys)} data × hpo × train combinations and no experiment/*.yaml naming one: "
+                "give {}/{}/{}",
+                "config_dirs",
+                "data",
+                "hpo",
+                "train",
             )
         if len(self.set.defaults) > 1:
             names = ", ".join(p for p, _, _ in self.set.defaults)
-            raise SourceError(f"--config-dir holds several experiment files ({names}): give --data/--hpo/--train")
+            raise SourceError(
+                "{} holds several experiment files (" + literal(names) + "): give {}/{}/{}",
+                "config_dirs",
+                "data",
+                "hpo",
+                "train",
+            )
         path, chosen, stages = self.set.defaults[0]
         chosen = dict(chosen)
         if stage:
             if stage not in stages:
-                raise SourceError(f"--stage {stage}: not a stage of {path} (stages: {', '.join(stages) or 'none'})")
+                raise SourceError.on("stage", f"{stage}: not a stage of {path} (stages: {', '.join(stages) or 'none'})")
             if isinstance(stages[stage].get("hpo_config"), str):
                 chosen["hpo_config"] = stages[stage]["hpo_config"]
         want = {EXPERIMENT_KEYS[k]: named_path(v) for k, v in chosen.items()}
@@ -288,6 +299,5 @@ class ConfigSources:
                 "benchmark" not in want or rels.get("benchmark") == want["benchmark"]
             ):
                 return c.config_set()
-        raise SourceError(
-            f"{path}: the configs it names ({', '.join(v for v in want.values() if v)}) are not all in the tree"
-        )
+        named = ", ".join(v for v in want.values() if v)
+        raise SourceError(literal(f"{path}: the configs it names ({named}) are not all in the tree"))

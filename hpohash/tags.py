@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from hpohash.errors import UsageError
+from hpohash.errors import ArgumentError
 from hpohash.text import one_line
 
 DEFAULT_KEYS: Mapping[str, str] = MappingProxyType(
@@ -126,30 +126,33 @@ def load_tags_config(path: str | Path) -> TagRegistry:
     from hpohash.limits import LimitError, check_value, load_yaml, read_bounded
 
     p = Path(path)
-    where = f"--tags-config {p}"
+
+    def bad(detail: str) -> ArgumentError:
+        return ArgumentError.on("tags_config", f"{p}: {detail}")
+
     try:
         if p.is_dir():
-            raise UsageError(f"{where}: is a directory, not a file")
+            raise bad("is a directory, not a file")
         raw = read_bounded(p, MAX_TAGS_CONFIG_BYTES)
     except OSError as exc:
-        raise UsageError(f"{where}: cannot read: {exc.strerror or exc}") from exc
+        raise bad(f"cannot read: {exc.strerror or exc}") from exc
     if len(raw) > MAX_TAGS_CONFIG_BYTES:
-        raise UsageError(f"{where}: larger than 1 MiB")
+        raise bad("larger than 1 MiB")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UsageError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        raise bad(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
         doc = load_yaml(text)
         check_value(doc)
     except yaml.YAMLError as exc:
-        raise UsageError(f"{where}: not valid YAML: {one_line(exc)}") from exc
+        raise bad(f"not valid YAML: {one_line(exc)}") from exc
     except LimitError as exc:
-        raise UsageError(f"{where}: {exc}") from exc
+        raise bad(str(exc)) from exc
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
-        raise UsageError(f"{where}: expected a mapping of sections, got {type(doc).__name__}")
+        raise bad(f"expected a mapping of sections, got {type(doc).__name__}")
     overrides: dict[str, str] = {}
     named: dict[str, str] = {}
     for section, entries in doc.items():
@@ -157,26 +160,24 @@ def load_tags_config(path: str | Path) -> TagRegistry:
         if not known:
             continue  # unknown sections are ignored (the pipeline's file has many)
         if not isinstance(entries, dict):
-            raise UsageError(f"{where}: section '{section}' must map names to tag keys")
+            raise bad(f"section '{section}' must map names to tag keys")
         for name, key in entries.items():
             logical = TAGS_CONFIG_NAMES.get(f"{section}.{name}")
             if logical is None:
                 continue
             if not isinstance(key, str) or not key.strip():
-                raise UsageError(f"{where}: '{section}.{name}' must be a non-empty string tag key")
+                raise bad(f"'{section}.{name}' must be a non-empty string tag key")
             key = key.strip()
             if not TAG_KEY_RE.match(key):
-                raise UsageError(
-                    f"{where}: '{section}.{name}' = {key[:60]!r} is not an MLflow tag key "
+                raise bad(
+                    f"'{section}.{name}' = {key[:60]!r} is not an MLflow tag key "
                     "(letters, digits, _ - . / : and spaces, at most 250 characters)"
                 )
             if key.lower().startswith("mlflow."):
-                raise UsageError(
-                    f"{where}: '{section}.{name}' = '{key}' is an MLflow system tag; hpohash would overwrite it"
-                )
+                raise bad(f"'{section}.{name}' = '{key}' is an MLflow system tag; hpohash would overwrite it")
             if key.startswith(LEGACY_PREFIX):
-                raise UsageError(
-                    f"{where}: '{section}.{name}' = '{key}' is under {LEGACY_PREFIX}, where backfill keeps "
+                raise bad(
+                    f"'{section}.{name}' = '{key}' is under {LEGACY_PREFIX}, where backfill keeps "
                     "the values it replaces"
                 )
             overrides[logical] = key
@@ -186,6 +187,6 @@ def load_tags_config(path: str | Path) -> TagRegistry:
     for logical, key in registry.keys.items():
         label = f"'{named[logical]}'" if logical in named else f"the default of {logical}"
         if key in owners:
-            raise UsageError(f"{where}: {owners[key]} and {label} both map to '{key}': one tag cannot hold both")
+            raise bad(f"{owners[key]} and {label} both map to '{key}': one tag cannot hold both")
         owners[key] = label
     return registry

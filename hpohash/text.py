@@ -34,7 +34,7 @@ def parse_since(text: str, *, now: float | None = None) -> int:
     import time
     from datetime import UTC, datetime
 
-    from hpohash.errors import UsageError
+    from hpohash.errors import ArgumentError
 
     value = text.strip()
     m = re.fullmatch(r"(\d+)\s*([smhdw])", value.lower())
@@ -44,8 +44,8 @@ def parse_since(text: str, *, now: float | None = None) -> int:
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
-        raise UsageError(
-            f"--since {text!r}: expected a duration like 1d, 12h, 30m, 2w or a date like 2026-11-20[T06:00]"
+        raise ArgumentError.on(
+            "since", f"{text!r}: expected a duration like 1d, 12h, 30m, 2w or a date like 2026-11-20[T06:00]"
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

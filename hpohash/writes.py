@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hpohash.context import current
-from hpohash.errors import BackendError, HpohashError, JournalWriteError, UsageError
+from hpohash.errors import ArgumentError, BackendError, HpohashError, JournalWriteError, UsageError
 from hpohash.network import ThrottledError
 from hpohash.plan import PlannedChange
 from hpohash.tracking import Tracking, classify_error
@@ -69,22 +69,25 @@ def default_journal_path(now: datetime | None = None) -> Path:
 def check_journal_path(path: str | Path) -> None:
     """Before anything is read: a journal is never overwritten, and its directory must be creatable."""
     p = Path(path)
-    where = f"--journal {p}"
+
+    def bad(detail: str) -> ArgumentError:
+        return ArgumentError.on("journal", f"{p}: {detail}")
+
     if len(p.name.encode("utf-8", "surrogateescape")) > 255:
-        raise UsageError(f"{where}: cannot create: file name too long")
+        raise bad("cannot create: file name too long")
     try:
         exists = p.exists() or p.is_symlink()
     except OSError as exc:  # a path too long as a whole, a loop of symlinks…
-        raise UsageError(f"{where}: cannot create: {exc.strerror or exc}") from exc
+        raise bad(f"cannot create: {exc.strerror or exc}") from exc
     if exists:
-        raise UsageError(f"{where}: already exists; journals are never overwritten")
+        raise bad("already exists; journals are never overwritten")
     ancestor = p.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
-        raise UsageError(f"{where}: cannot create: {ancestor} is not a directory")
+        raise bad(f"cannot create: {ancestor} is not a directory")
     if ancestor.is_dir() and not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{where}: cannot create: permission denied in {ancestor}")
+        raise bad(f"cannot create: permission denied in {ancestor}")
 
 
 class Journal:
@@ -92,19 +95,22 @@ class Journal:
 
     def __init__(self, path: Path, header: Mapping[str, Any]) -> None:
         self.path = path
-        where = f"--journal {path}"
+
+        def bad(detail: str) -> ArgumentError:
+            return ArgumentError.on("journal", f"{path}: {detail}")
+
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except FileExistsError as exc:  # an ancestor is a file (``/dev/null/j.jsonl``)
-            raise UsageError(f"{where}: cannot create: {path.parent} is not a directory") from exc
+            raise bad(f"cannot create: {path.parent} is not a directory") from exc
         except OSError as exc:
-            raise UsageError(f"{where}: cannot create {path.parent}: {exc.strerror or exc}") from exc
+            raise bad(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
         try:
             self._fh = path.open("x", encoding="utf-8")
         except FileExistsError as exc:
-            raise UsageError(f"{where}: already exists; journals are never overwritten") from exc
+            raise bad("already exists; journals are never overwritten") from exc
         except OSError as exc:
-            raise UsageError(f"{where}: cannot create: {exc.strerror or exc}") from exc
+            raise bad(f"cannot create: {exc.strerror or exc}") from exc
         self._lock = threading.Lock()
         try:
             self._append([dict(header)])

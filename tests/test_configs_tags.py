@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from hpohash.configs import ConfigError, parse_config
-from hpohash.errors import UsageError
+from hpohash.errors import ArgumentError, UsageError
+from hpohash.options import FLAGS
 from hpohash.tags import TagRegistry, load_tags_config
 
 
@@ -56,7 +57,7 @@ def test_flat_config_dir_missing(tmp_path: Path) -> None:
     from hpohash.sources import ConfigSources, SourceError
 
     (tmp_path / "data.yaml").write_text("name: d\n")
-    with pytest.raises(SourceError, match=rf"--config-dir: {tmp_path}: no data, hpo and train configs"):
+    with pytest.raises(SourceError, match=rf"^config_dirs: {tmp_path}: no data, hpo and train configs"):
         ConfigSources.read([str(tmp_path)], history=False)
     with pytest.raises(SourceError, match="no such directory"):
         ConfigSources.read([str(tmp_path / "nope")], history=False)
@@ -101,9 +102,10 @@ def test_tags_config_overrides(tmp_path: Path) -> None:
 def test_tags_config_malformed(tmp_path: Path, text: str, message: str) -> None:
     f = tmp_path / "tags.yaml"
     f.write_text(text)
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(ArgumentError) as err:
         load_tags_config(f)
-    assert str(err.value).startswith(f"--tags-config {f}: ")
+    assert str(err.value).startswith(f"tags_config {f}: ")
+    assert err.value.naming(FLAGS).startswith(f"--tags-config {f}: ")
     assert message in str(err.value)
 
 

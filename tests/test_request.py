@@ -235,3 +235,24 @@ def test_the_gc_pause_is_counted_and_can_be_declined() -> None:
     assert gc.isenabled()
     with call_context(CallContext(pause_gc=False)), gc_paused():
         assert gc.isenabled()
+
+
+def test_a_library_caller_reads_argument_names_the_cli_reads_options(run_cli, builder: Builder) -> None:
+    """One error, two readers: below the api a message names the argument; the CLI names its option."""
+    why = ": expected a duration like 1d, 12h, 30m, 2w or a date like 2026-11-20[T06:00]"
+    with pytest.raises(hpohash.ArgumentError) as since:
+        Request(since="{yesterday}")
+    assert str(since.value) == "since '{yesterday}'" + why
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "-e", "x", "--since", "{yesterday}"])
+    assert (r.code, r.out, r.err) == (2, "", "hpohash: error: --since '{yesterday}'" + why + "\n")
+
+    exp, _ = builder.experiment()
+    s = builder.study(exp)
+    builder.client.delete_run(s.parent)
+    with pytest.raises(hpohash.ArgumentError) as deleted:
+        hpohash.verify(Request(store=Store(builder.uri), parent_run_id=s.parent))
+    assert str(deleted.value) == f"parent_run_id {s.parent}: the run is deleted; pass include_deleted to check it"
+    r = run_cli(["verify", "--tracking-uri", builder.uri, "--parent-run-id", s.parent])
+    assert (r.code, r.out) == (2, "")
+    why = ": the run is deleted; pass --include-deleted to check it\n"
+    assert r.err == f"hpohash: error: --parent-run-id {s.parent}" + why

@@ -332,9 +332,9 @@ def test_unreadable_history_says_why_once(tmp_path: Path, case: str) -> None:
 
 def test_config_rev_in_unreadable_repository_is_a_usage_error(tmp_path: Path) -> None:
     repo = _dotgit_file(tmp_path)
-    with pytest.raises(SourceError, match=r"--config-rev HEAD: .*points to no repository"):
+    with pytest.raises(SourceError, match=r"^config_rev HEAD: .*points to no repository"):
         ConfigSources.read([str(repo / "config")], rev="HEAD")
-    with pytest.raises(SourceError, match=r"--config-rev -x: not a revision"):
+    with pytest.raises(SourceError, match=r"^config_rev -x: not a revision"):
         ConfigSources.read([str(make_repo(tmp_path / "ok") / "config")], rev="-x")
 
 
