@@ -939,7 +939,12 @@ def _backend_settings(verbose: bool) -> Any:
     from hpohash.settings import SERVER_FILTER, BackendSettings
 
     server_filter = os.environ.get("HPOHASH_SERVER_FILTER", "").strip().lower()
-    return BackendSettings(server_filter=server_filter if server_filter in SERVER_FILTER else "auto", verbose=verbose)
+    parts = os.environ.get("HPOHASH_SCAN_PARTS", "").strip()
+    return BackendSettings(
+        server_filter=server_filter if server_filter in SERVER_FILTER else "auto",
+        scan_parts=int(parts) if parts.isdigit() else 0,  # anything else: auto, as for the filter
+        verbose=verbose,
+    )
 
 
 def _run(args: list[str]) -> int:
