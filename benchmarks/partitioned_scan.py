@@ -36,13 +36,18 @@ from hpohash.tracking import Tracking
 uri, name, k = sys.argv[1], sys.argv[2], int(sys.argv[3])
 client = MlflowClient(tracking_uri=uri)
 exp = client.get_experiment_by_name(name).experiment_id
-filters = [""]
-if k > 1:
-    tracking = Tracking(uri, settings=BackendSettings(scan_parts=k))
-    filters = tracking._split(tracking.plan_search([exp], ())[0], True).filters()
+# the parts hpohash reads (its own first page, then the split of the rest), or one scan (K=1)
+tracking = Tracking(uri, settings=BackendSettings(scan_parts=k))
+first, head, parts = tracking._plan_parts(tracking.plan_search([exp], ())[0], True)
+filters = [p.filter_string for p in parts] or [""]
 counts = [0] * len(filters)
+counts[0] = len(head) if head is not None else 0
 def read(i):
     token = None
+    if first is not None:  # one scan, its first page read already
+        counts[i], token = len(first), first.token
+        if not token:
+            return
     while True:
         page = client.search_runs([exp], filter_string=filters[i], run_view_type=ViewType.ALL,
                                   max_results=1000, page_token=token)

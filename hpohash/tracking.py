@@ -491,24 +491,34 @@ class Tracking:
         on_page: Callable[[int], None] | None,
         reducer: Reducer,
     ) -> list[Callable[[], Iterator[RunRecord]]]:
-        """``search`` as parts the server reads at once (``hpohash.partitions``), newest first.
+        """``search`` as readers of parts the server reads at once, newest first (``_plan_parts``)."""
+        first, head, parts = self._plan_parts(search, include_deleted)
+        if not parts:
+            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)]
+        return [
+            _part_reader(self, search, None, include_deleted, on_page, reducer, head),
+            *(_part_reader(self, part, None, include_deleted, on_page, reducer) for part in parts),
+        ]
+
+    def _plan_parts(self, search: Search, include_deleted: bool) -> tuple[Any, Any, list[Search]]:
+        """(the scan's first page if read, the runs of it kept, the searches of the parts after it);
+        no parts: one scan, from that first page when it was read (``hpohash.partitions``).
 
         Only over the network (a local store has one reader: nothing to overlap), where the backend
         takes ``start_time`` filters, and where the runs warrant it. The scan's own first page is
         read first: a scan of one page costs nothing more. Its runs newer than its last are all the
-        runs that new (the order is ``start_time DESC``), so they are the first part as read; the
+        runs that new (the order is ``start_time DESC``), so they are kept as the first part; the
         rest (``start_time`` up to the last's) is split by ``_split``."""
-        whole = [_part_reader(self, search, None, include_deleted, on_page, reducer)]
         asked = self.settings.scan_parts
         size = min(PAGE_SIZE, self.capabilities.page_size)
         if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
-            return whole
+            return None, None, []
         if not self._accepts("start_time", search.experiment_ids, Clause("start_time", ">=", value=0)):
-            return whole
+            return None, None, []
         first = self._search_page(search, include_deleted, size, None)
         times = [run.info.start_time for run in first]
         if not first.token or not times or None in times:  # one page; or runs no start-time range holds
-            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)]
+            return first, None, []
         last = int(times[-1])
         forms = search.forms if "start_time" in search.forms else (*search.forms, "start_time")
 
@@ -517,10 +527,9 @@ class Tracking:
             return Search(search.experiment_ids, text, search.client, forms)
 
         below = f"attributes.start_time < {last + 1}"
-        rest = narrowed(below)
-        split = self._split(rest, include_deleted, size, last, self._offset_paged(first.token, len(first)))
+        split = self._split(narrowed(below), include_deleted, size, last, self._offset_paged(first.token, len(first)))
         if split.parts < 2:
-            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)]
+            return first, None, []
         if self.settings.verbose:
             runs = f"about {split.runs_estimate} runs, " if split.runs_estimate else ""
             sys.stderr.write(
@@ -530,12 +539,7 @@ class Tracking:
         from mlflow.store.entities import PagedList
 
         head = PagedList([run for run in first if run.info.start_time > last], None)
-        del first
-        return [
-            _part_reader(self, search, None, include_deleted, on_page, reducer, head),
-            *(_part_reader(self, narrowed(f"{below} AND {part}"), None, include_deleted, on_page, reducer)
-              for part in split.filters()),
-        ]  # fmt: skip
+        return None, head, [narrowed(f"{below} AND {part}") for part in split.filters()]
 
     def _split(self, rest: Search, include_deleted: bool, size: int, newest: int, offsets: bool) -> Split:
         """Where to cut ``rest``: at equal run counts where the server's tokens are proved offsets,
