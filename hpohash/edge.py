@@ -56,17 +56,19 @@ EXPERIMENT_ENV = (("MLFLOW_EXPERIMENT_NAME", "experiments"), ("MLFLOW_EXPERIMENT
 
 
 def store(tracking_uri: str | None, timeout: float | None = None, read_via: str = "auto") -> Any:
-    """The store and its settings: the options, ``--verbose`` and ``HPOHASH_SERVER_FILTER`` (read here,
-    nowhere below)."""
+    """The store and its settings: the options, ``--verbose``, ``HPOHASH_SERVER_FILTER`` and
+    ``HPOHASH_SCAN_PARTS`` (read here, nowhere below)."""
     from hpohash.request import Store
     from hpohash.settings import BackendSettings
 
     server_filter = os.environ.get("HPOHASH_SERVER_FILTER", "").strip().lower()
     ctx = click.get_current_context(silent=True)
     state = ctx.find_root().obj if ctx is not None else None
+    parts = os.environ.get("HPOHASH_SCAN_PARTS", "").strip()
     settings = BackendSettings(
         read_via=read_via,
         server_filter=server_filter if server_filter in ("always", "never") else "auto",
+        scan_parts=int(parts) if parts.isdigit() else 0,  # anything else: auto, as for the filter
         verbose=bool(getattr(state, "verbose", False)),
     )
     if timeout is not None:

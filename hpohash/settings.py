@@ -28,5 +28,8 @@ class BackendSettings:
     max_throttle_wait_s: float = 300.0
     read_via: str = "auto"
     server_filter: str = "auto"
+    #: over HTTP, start-time parts of one scan read at once: 0 auto (up to 4 where the runs fill that
+    #: many pages and the server pages by offset), 1 never, K at most K (``hpohash.partitions``)
+    scan_parts: int = 0
     #: say on stderr which filter forms the backend accepted and which were evaluated here
     verbose: bool = False

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from hpohash import configs as cfg
+from hpohash import partitions
 from hpohash.capabilities import (
     EXPERIMENTS_PER_SEARCH,
     FORM_TEXT,
@@ -36,6 +37,7 @@ from hpohash.context import carried
 from hpohash.errors import BackendError, HpohashError, UsageError, missing_driver
 from hpohash.limits import read_bounded
 from hpohash.network import Endpoint, Watch, WatchedClient, read_artifact
+from hpohash.partitions import Split, read_parts, split_by_offsets, split_by_time
 from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Reducer, RunRecord
 from hpohash.redact import add_uri_secrets, redact
@@ -140,6 +142,34 @@ class _Refused(Exception):
     def __init__(self, error: Exception, forms: tuple[str, ...]) -> None:
         super().__init__(str(error))
         self.error, self.forms = error, forms
+
+
+class _Unsplittable(Exception):
+    """A run without a start time: no start-time range holds it, so the search is not split."""
+
+
+def _serialised(fn: Callable[[int], None]) -> Callable[[int], None]:
+    """``fn`` called by one thread at a time (progress callbacks are not written for threads)."""
+    lock = threading.Lock()
+
+    def call(n: int) -> None:
+        with lock:
+            fn(n)
+
+    return call
+
+
+def _part_reader(
+    tracking: Tracking,
+    search: Search,
+    seen: set[str] | None,
+    include_deleted: bool,
+    on_page: Callable[[int], None] | None,
+    reducer: Reducer,
+    first: Any = None,
+) -> Callable[[], Iterator[RunRecord]]:
+    """One part's scan, started when ``read_parts`` calls it (in its own thread when there are several)."""
+    return lambda: tracking._scan_search(search, seen, include_deleted, on_page, reducer, first)
 
 
 def classify_error(exc: Exception, what: str) -> Exception:
@@ -504,13 +534,19 @@ class Tracking:
         refusal always wins over what a family is known for.
         """
         reducer = reducer or Reducer()
+        if on_page is not None:  # parts read at once report their pages from their own threads
+            on_page = _serialised(on_page)
         for attempt in (0, 1):
             searches = self.plan_search(experiment_ids, clauses, filter_string)
             seen: set[str] | None = set() if len(searches) > 1 else None
             started = False
             try:
                 for search in searches:
-                    for record in self._scan_search(search, seen, include_deleted, on_page, reducer):
+                    if len(searches) == 1:
+                        readers = self._part_readers(search, include_deleted, on_page, reducer)
+                    else:
+                        readers = [_part_reader(self, search, seen, include_deleted, on_page, reducer)]
+                    for record in read_parts(readers):
                         started = True
                         yield record
                 return
@@ -527,33 +563,18 @@ class Tracking:
         include_deleted: bool,
         on_page: Callable[[int], None] | None,
         reducer: Reducer,
+        first: Any = None,
     ) -> Iterator[RunRecord]:
-        """One search's runs; ``seen``: run ids the other searches of a merged scan already gave."""
-        from mlflow.entities import ViewType
-
-        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        """One search's runs; ``seen``: run ids the other searches of a merged scan already gave;
+        ``first``: its first page, already read."""
         size = min(PAGE_SIZE, self.capabilities.page_size)
-        what = f"searching runs of experiment(s) {', '.join(search.experiment_ids)}"
         client = search.client
 
         def fetch(token: str | None) -> Any:
-            try:
-                return self.client.search_runs(
-                    list(search.experiment_ids),
-                    filter_string=search.filter_string,
-                    run_view_type=view,
-                    max_results=size,
-                    page_token=token,
-                )
-            except Exception as exc:  # noqa: BLE001
-                err = classify_error(exc, what)
-                assumed = self._assumed(search.forms) if token is None and is_refusal(exc) else ()
-                if assumed:
-                    raise _Refused(err, assumed) from exc
-                raise err from exc
+            return self._search_page(search, include_deleted, size, token)
 
         with gc_paused():
-            for page in self._pages(fetch, size):
+            for page in self._pages(fetch, size, first):
                 n = len(page)
                 if client or seen is not None:
                     runs = [r for r in page if all(c.matches(r) for c in client)]
@@ -572,12 +593,120 @@ class Tracking:
                 yield from records
                 del records
 
+    def _search_page(
+        self, search: Search, include_deleted: bool, size: int, token: str | None, order_by: str = ""
+    ) -> Any:
+        """One page of one search; a refusal of its first page, of forms taken as accepted from the
+        family's record rather than tried, is ``_Refused`` (``scan`` plans again with them tried)."""
+        from mlflow.entities import ViewType
+
+        view = ViewType.ALL if include_deleted else ViewType.ACTIVE_ONLY
+        extra: dict[str, Any] = {"order_by": [order_by]} if order_by else {}
+        try:
+            return self.client.search_runs(
+                list(search.experiment_ids),
+                filter_string=search.filter_string,
+                run_view_type=view,
+                max_results=size,
+                page_token=token,
+                **extra,
+            )
+        except Exception as exc:  # noqa: BLE001
+            err = classify_error(exc, f"searching runs of experiment(s) {', '.join(search.experiment_ids)}")
+            assumed = self._assumed(search.forms) if token is None and is_refusal(exc) else ()
+            if assumed:
+                raise _Refused(err, assumed) from exc
+            raise err from exc
+
+    # ---------------------------------------------------------------- partitioned scans (hpohash.partitions)
+
+    def _part_readers(
+        self,
+        search: Search,
+        include_deleted: bool,
+        on_page: Callable[[int], None] | None,
+        reducer: Reducer,
+    ) -> list[Callable[[], Iterator[RunRecord]]]:
+        """``search`` as readers of parts the server reads at once, newest first (``_plan_parts``)."""
+        first, head, parts = self._plan_parts(search, include_deleted)
+        if not parts:
+            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)]
+        return [
+            _part_reader(self, search, None, include_deleted, on_page, reducer, head),
+            *(_part_reader(self, part, None, include_deleted, on_page, reducer) for part in parts),
+        ]
+
+    def _plan_parts(self, search: Search, include_deleted: bool) -> tuple[Any, Any, list[Search]]:
+        """(the scan's first page if read, the runs of it kept, the searches of the parts after it);
+        no parts: one scan, from that first page when it was read (``hpohash.partitions``).
+
+        Only over the network (a local store has one reader: nothing to overlap), where the backend
+        takes ``start_time`` filters, and where the runs warrant it. The scan's own first page is
+        read first: a scan of one page costs nothing more. Its runs newer than its last are all the
+        runs that new (the order is ``start_time DESC``), so they are kept as the first part; the
+        rest (``start_time`` up to the last's) is split by ``_split``."""
+        asked = self.settings.scan_parts
+        size = min(PAGE_SIZE, self.capabilities.page_size)
+        if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
+            return None, None, []
+        if not self._accepts("start_time", search.experiment_ids, Clause("start_time", ">=", value=0)):
+            return None, None, []
+        first = self._search_page(search, include_deleted, size, None)
+        times = [run.info.start_time for run in first]
+        if not first.token or not times or None in times:  # one page; or runs no start-time range holds
+            return first, None, []
+        last = int(times[-1])
+        forms = search.forms if "start_time" in search.forms else (*search.forms, "start_time")
+
+        def narrowed(clause: str) -> Search:
+            text = " AND ".join(f for f in (search.filter_string, clause) if f)
+            return Search(search.experiment_ids, text, search.client, forms)
+
+        below = f"attributes.start_time < {last + 1}"
+        split = self._split(narrowed(below), include_deleted, size, last, self._offset_paged(first.token, len(first)))
+        if split.parts < 2:
+            return first, None, []
+        if self.settings.verbose:
+            runs = f"about {split.runs_estimate} runs, " if split.runs_estimate else ""
+            sys.stderr.write(
+                f"hpohash: backend {self.family}: scan read in {split.parts} start-time parts at once "
+                f"after its first page ({runs}{split.requests} request(s) to place them)\n"
+            )
+        from mlflow.store.entities import PagedList
+
+        head = PagedList([run for run in first if run.info.start_time > last], None)
+        return None, head, [narrowed(f"{below} AND {part}") for part in split.filters()]
+
+    def _split(self, rest: Search, include_deleted: bool, size: int, newest: int, offsets: bool) -> Split:
+        """Where to cut ``rest``: at equal run counts where the server's tokens are proved offsets,
+        evenly in time otherwise (only when parts were asked for: the run count is unknown)."""
+        asked = self.settings.scan_parts
+
+        def one(token: str | None, order_by: str = "") -> int | None:
+            page = self._search_page(rest, include_deleted, 1, token, order_by)
+            if not len(page):
+                return None
+            started = page[0].info.start_time
+            if started is None:  # cannot happen under this filter; never a boundary
+                raise _Unsplittable
+            return int(started)
+
+        try:
+            if offsets:
+                return split_by_offsets(lambda offset: one(_offset_token(offset)), size, asked)
+            if asked < 2:
+                return Split()
+            oldest = one(None, "attributes.start_time ASC")
+            return replace(split_by_time(newest, oldest if oldest is not None else newest, asked), requests=1)
+        except _Unsplittable:
+            return Split()
+
     def _assumed(self, forms: Sequence[str]) -> tuple[str, ...]:
         """Of the forms a search sent, those taken from the family's record rather than tried."""
         caps = self.capabilities
         return tuple(f for f in forms if caps.form(f) and "when tried" not in caps.decided.get(f, ""))
 
-    def _pages(self, fetch: Callable[[str | None], Any], size: int | None = None) -> Iterator[Any]:
+    def _pages(self, fetch: Callable[[str | None], Any], size: int | None = None, first: Any = None) -> Iterator[Any]:
         """The pages of one search, in order.
 
         Over the network the server's time is most of a scan's, and it sits idle while a page is
@@ -592,7 +721,7 @@ class Tracking:
         size = size or PAGE_SIZE
         ahead: dict[int, Future[Any]] = {}
         pool: ThreadPoolExecutor | None = None
-        page, done = fetch(None), 0
+        page, done = (first if first is not None else fetch(None)), 0
         try:
             while True:
                 done += len(page)
@@ -620,7 +749,12 @@ class Tracking:
     def _predictable(self, token: str | None, done: int) -> bool:
         """Read ahead only where it pays (over the network) and the store proved it pages by offset:
         its family is MLflow's own store, or it returned exactly the offset token for ``done``."""
-        if not (self.remote and READ_AHEAD_HTTP > 0 and token and token == _offset_token(done)):
+        return self.remote and READ_AHEAD_HTTP > 0 and self._offset_paged(token, done)
+
+    def _offset_paged(self, token: str | None, done: int) -> bool:
+        """The store pages by offset: not known to be opaque, and ``token`` (after ``done`` runs) is
+        exactly MLflow's offset token, so the tokens of later offsets may be predicted."""
+        if not (token and token == _offset_token(done)):
             return False
         offset_tokens = self.capabilities.offset_tokens
         if offset_tokens is None:

@@ -22,8 +22,9 @@ def free_port() -> int:
 class MlflowServer:
     """Start/stop a tracking server on a fixed port and store, so a test can stop it and bring it back."""
 
-    def __init__(self, workdir: Path, backend_uri: str | None = None) -> None:
+    def __init__(self, workdir: Path, backend_uri: str | None = None, *, workers: int = 2) -> None:
         self.workdir = workdir
+        self.workers = workers  # benchmarks of parallel reads ask for more
         self.backend_uri = backend_uri  # None: the SQLite file ``db``
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
@@ -37,7 +38,7 @@ class MlflowServer:
             sys.executable, "-m", "mlflow", "server",
             "--backend-store-uri", self.backend_uri or f"sqlite:///{self.db}",
             "--artifacts-destination", str(self.artifacts),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "2",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
         env = dict(os.environ, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
         with self.log.open("ab") as log:
