@@ -9,7 +9,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 # Timings measured on a 2-core machine with a warm pip cache (see README "Quick start").
 INSTALL_TIME      := about 1.5 minutes
 INSTALL_TEST_TIME := about 2 minutes (seconds after make demo)
-SUITE_TIME        := about 5 to 6.5 minutes
+SUITE_TIME        := about 9 to 10 minutes
 
 $(BIN)/python:
 	@echo "==> creating $(VENV) (a virtual environment, with $$($(PYTHON) --version))"
