@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hpohash.hashing import CAUSE_V1, CAUSE_V2, recognise_trial_hash_on
+from hpohash.hashing import CAUSE_V1, CAUSE_V2
 from hpohash.plan import Conflict, Plan, champion, choose_schema, expected_trial_hash, study_cause
 from hpohash.records import RunRecord
 from hpohash.rules import ERROR, RULES
@@ -270,7 +270,7 @@ def _check_trial_hash(study: Study, run: RunRecord, schema: str, out: _Collector
             "trial has no trial_key_hash",
             expected=expected_trial_hash(study, run, reg, schema),
         )
-    elif study.v2_hash and not recognise_trial_hash_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
+    elif study.v2_hash and not study.schema_on(stored_trial, study.v2_hash, study.canonical_hp(run)):
         cause = _trial_cause(study, run, stored_trial)
         out.add(
             "HH112",
@@ -393,7 +393,7 @@ def _check_refit_trial_hash(
     else:
         if not study.v2_hash:
             return
-        if stored and recognise_trial_hash_on(stored, study.v2_hash, study.canonical_hp(run)):
+        if stored and study.schema_on(stored, study.v2_hash, study.canonical_hp(run)):
             return
         expected = expected_trial_hash(study, run, reg, schema)
         basis = "the trial key of its own hyperparameters"
@@ -467,7 +467,7 @@ def _check_champion(scope: Scope, study: Study, out: _Collector) -> None:
         best,
         TRIAL,
         study.parent.run_id,
-        f"champion trial ({metric} {direction}: {best.metrics[metric]:g}) resolves to no refit run "
+        f"champion trial ({metric} {direction}: {study.scores(metric)[best.run_id]:g}) resolves to no refit run "
         "(no refit links it or shares its trial hash)",
     )
 

@@ -6,6 +6,7 @@ runs, and so every command recomputes hashes through one implementation (SPEC §
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -319,19 +320,44 @@ class StudyHashes:
         anchors.append((CAUSE_SEED_EVAL, self.study_key_hash_seed_eval))
         return anchors
 
-    def recognise_trial_hash(self, stored: str | None, hp: HP) -> tuple[str, str | None] | None:
-        """(cause, trial-key schema) of a stored trial hash; ``("unknown", None)`` when no formula fits.
+    @functools.cached_property
+    def trial_formulas(self) -> tuple[tuple[str, str, str], ...]:
+        """(cause, anchor, schema) in the order a stored trial hash is explained (v2, v1, folder8,
+        seed-eval; each schema), every (anchor, schema) once with the first cause that names it.
 
-        Anchors are tried in order (v2, v1, folder8, seed-eval) and the search stops at the first fit.
-        """
-        if not stored:
-            return None
-        hp = canonical_hyperparameters(hp)
+        Distinct (anchor, schema) pairs make distinct trial keys, so at most one of them fits a stored
+        hash: trying them in any order finds the same one (``recognise_trial_hash``'s ``first``)."""
+        out: dict[tuple[str, str], str] = {}
         for cause, anchor in self._anchors():
             for schema in TRIAL_KEY_SCHEMAS:
-                if trial_key_hash(anchor, hp, schema=schema) == stored:
-                    return cause, schema
-        return CAUSE_UNKNOWN, None
+                out.setdefault((anchor, schema), cause)
+        return tuple((cause, anchor, schema) for (anchor, schema), cause in out.items())
+
+    def recognise_trial_hash(self, stored: str | None, hp: HP, *, first: int = 0) -> tuple[str, str | None] | None:
+        """(cause, trial-key schema) of a stored trial hash; ``("unknown", None)`` when no formula fits.
+
+        The formulas are tried in order (``trial_formulas``) and the search stops at the first fit;
+        ``first``: the index of one to try before the others (the one that fitted the study's last
+        trial: a study's trials mostly share one, so most runs cost one hash, not up to twenty).
+        """
+        return self.match_trial_hash(stored, hp, first=first)[0]
+
+    def match_trial_hash(
+        self, stored: str | None, hp: HP, *, first: int = 0
+    ) -> tuple[tuple[str, str | None] | None, int]:
+        """``recognise_trial_hash`` and the index of the formula that fitted (``first`` if none did)."""
+        if not stored:
+            return None, first
+        hp = canonical_hyperparameters(hp)
+        formulas = self.trial_formulas
+        order = range(len(formulas))
+        if 0 < first < len(formulas):
+            order = [first, *(i for i in order if i != first)]  # type: ignore[assignment]
+        for i in order:
+            _, anchor, schema = formulas[i]
+            if trial_key_hash(anchor, hp, schema=schema) == stored:
+                return (formulas[i][0], schema), i
+        return (CAUSE_UNKNOWN, None), first
 
 
 def compute_study_hashes(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hpohash import capabilities as cap
@@ -36,6 +36,7 @@ from hpohash.study import (
     Study,
     _resolve_configs,
     _resolve_model,
+    read_scores,
     study_folder,
 )
 from hpohash.tags import TagRegistry
@@ -109,7 +110,11 @@ def load_scope(
     thread pool as soon as the scan meets the parent, so the fetches overlap the remaining pages.
     """
     disk = open_sources(config_dirs, history=config_history, rev=config_rev, max_history_mib=max_history_mib)
-    reducer = Reducer(scan_keep(registry))
+    keep = scan_keep(registry)
+    metric_reader = None
+    if tracking.defers_metrics:  # one metric per study, read when ranked (Study.scores)
+        keep, metric_reader = replace(keep, metrics=frozenset()), tracking.latest_metric
+    reducer = Reducer(keep)
     prefetch: dict[str, Future[Any]] = {}
     pool = ThreadPoolExecutor(max_workers=DEFAULT_WORKERS_HTTP) if tracking.remote else None
     skipped: int | None = None
@@ -146,7 +151,7 @@ def load_scope(
         return _build_scope(
             tracking, registry, exps, all_runs, prefetch, disk,
             parent_run_id=parent_run_id, include_deleted=include_deleted, model_override=model_override,
-            progress=progress, skipped=skipped,
+            progress=progress, skipped=skipped, metric_reader=metric_reader,
         )  # fmt: skip
     finally:
         if pool is not None:
@@ -168,6 +173,7 @@ def _build_scope(
     model_override: str | None,
     progress: ProgressFn | None,
     skipped: int | None,
+    metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = None,
 ) -> Scope:
     return build_scope(
         registry,
@@ -182,6 +188,7 @@ def _build_scope(
         model_override=model_override,
         progress=progress,
         skipped=skipped,
+        metric_reader=metric_reader,
     )
 
 
@@ -199,11 +206,13 @@ def build_scope(
     model_override: str | None = None,
     progress: ProgressFn | None = None,
     skipped: int | None = None,
+    metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = None,
 ) -> Scope:
     """The study model from run records already read (no MLflow here: tests build scopes in memory).
 
     ``fetch`` returns a study's config artifacts (raw bytes per name); ``map_fn`` runs it over the
-    studies (concurrently over HTTP).
+    studies (concurrently over HTTP); ``metric_reader``: where trials' metrics are read when the
+    records were read without them (``Study.metric_reader``).
     """
     active = {rid: r for rid, r in all_runs.items() if include_deleted or not r.deleted}
     roles, study_of = classify(active, registry)
@@ -213,7 +222,7 @@ def build_scope(
     studies: dict[str, Study] = {}
     for rid, r in roles.items():
         if r == PARENT and (parent_run_id is None or rid == parent_run_id):
-            studies[rid] = Study(parent=active[rid])
+            studies[rid] = Study(parent=active[rid], metric_reader=metric_reader)
     orphans: list[Orphan] = []
     for rid, r in roles.items():
         if r not in (TRIAL, REFIT, FOLD):
@@ -245,6 +254,7 @@ def build_scope(
         _resolve_configs(s, raw, disk, registry)
         if progress:
             progress("configs", i + 1, len(ordered))
+    read_scores(ordered)
     return Scope(
         tracking_uri=tracking_uri,
         experiments=exps,

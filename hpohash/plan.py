@@ -17,8 +17,6 @@ from hpohash.hashing import (
     CAUSE_V1,
     CAUSE_V2,
     majority_schema,
-    recognise_trial_hash_on,
-    trial_key_hash,
 )
 from hpohash.records import RunRecord
 from hpohash.rules import fixed_codes
@@ -110,7 +108,7 @@ def choose_schema(study: Study, reg: TagRegistry, requested: str = "auto") -> st
     if not v2:
         return "2.0"
     return majority_schema(
-        recognise_trial_hash_on(reg.read(r.tags, "trial_key_hash"), v2, study.canonical_hp(r)) for r in study.trials
+        study.schema_on(reg.read(r.tags, "trial_key_hash"), v2, study.canonical_hp(r)) for r in study.trials
     )
 
 
@@ -121,9 +119,9 @@ def expected_trial_hash(study: Study, run: RunRecord, reg: TagRegistry, schema: 
         return None
     hp = study.canonical_hp(run)
     stored = reg.read(run.tags, "trial_key_hash")
-    if recognise_trial_hash_on(stored, v2, hp):
+    if study.schema_on(stored, v2, hp):
         return stored
-    return trial_key_hash(v2, hp, schema=schema)
+    return study.trial_hash(v2, hp, schema)
 
 
 def _trial_cause(study: Study, run: RunRecord, reg: TagRegistry) -> str | None:
@@ -338,14 +336,15 @@ def link_candidates(
 
 def champion(study: Study, reg: TagRegistry) -> tuple[RunRecord | None, str, str]:
     """Best trial by the objective metric and direction: (trial, metric, direction)."""
-    metric = str(study.objective.get("metric", "macro-f1"))
+    metric = study.objective_metric
     direction = reg.read(study.parent.tags, "objective_direction") or study.objective.get("direction") or "maximize"
     direction = str(direction).lower()
-    scored = [t for t in study.trials if metric in t.metrics]
+    scores = study.scores(metric)
+    scored = [t for t in study.trials if t.run_id in scores]
     if not scored:
         return None, metric, direction
     sign = -1.0 if direction.startswith("min") else 1.0
-    best = max(scored, key=lambda t: (sign * t.metrics[metric], -t.start_time))
+    best = max(scored, key=lambda t: (sign * scores[t.run_id], -t.start_time))
     return best, metric, direction
 
 

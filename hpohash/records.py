@@ -30,6 +30,11 @@ class Compact(Mapping[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return self._values[self._index[key]]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        """``Mapping.get`` without its ``try: self[key]`` round trip: tags are read ~15 times a run."""
+        i = self._index.get(key)
+        return default if i is None else self._values[i]
+
     def __contains__(self, key: object) -> bool:
         return key in self._index
 
@@ -108,13 +113,16 @@ class Reducer:
 
     def _compact(self, pairs: Iterable[tuple[str, Any]], *, strings: bool) -> Compact:
         items = sorted(pairs)
-        keys = tuple(k for k, _ in items)
+        keys: tuple[str, ...] = ()
+        values: tuple[Any, ...] = ()
+        if items:
+            keys, values = zip(*items, strict=True)
         index = self._indexes.get(keys)
         if index is None:
             index = self._indexes[keys] = MappingProxyType({self._s(k): i for i, k in enumerate(keys)})
-        if strings:
-            return Compact(index, tuple(self._s(v) for _, v in items))
-        return Compact(index, array("d", (v for _, v in items)))
+        if strings:  # dict.setdefault(v, v) called from C: the values shared without a Python frame each
+            return Compact(index, tuple(map(self._strings.setdefault, values, values)))
+        return Compact(index, array("d", map(float, values)))
 
     def record(self, run: Any) -> RunRecord:
         info, data = run.info, run.data
@@ -148,9 +156,13 @@ class Reducer:
         """One run from its raw fields, whoever read them (MLflow's entities, a direct SQL read), so
         every reader keeps the same keys and shares strings and key indexes the same way."""
         keep = self.keep
-        kept_tags = ((k, v) for k, v in tags if keep.keeps_tag(k))
-        kept_params = ((k, v) for k, v in params if keep.params is None or k in keep.params)
-        kept_metrics = ((k, v) for k, v in metrics if keep.metrics is None or k in keep.metrics)
+        if keep.tags is not None:
+            wanted, prefixes = keep.tags, keep.tag_prefixes
+            tags = [(k, v) for k, v in tags if k in wanted or k.startswith(prefixes)]
+        if keep.params is not None:
+            params = [(k, v) for k, v in params if k in keep.params]
+        if keep.metrics is not None:
+            metrics = [(k, v) for k, v in metrics if k in keep.metrics]
         uri, suffix = artifact_uri or "", f"/{run_id}/artifacts"
         derived = uri.endswith(suffix)
         return RunRecord(
@@ -162,9 +174,9 @@ class Reducer:
             lifecycle_stage=self._s(lifecycle_stage),
             status=self._s(status),
             start_time=int(start_time or 0),
-            tags=self._compact(kept_tags, strings=True),
-            params=self._compact(kept_params, strings=True),
-            metrics=self._compact(((k, float(v)) for k, v in kept_metrics), strings=False),
+            tags=self._compact(tags, strings=True),
+            params=self._compact(params, strings=True),
+            metrics=self._compact(metrics, strings=False),
         )
 
 

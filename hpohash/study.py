@@ -6,7 +6,7 @@ telling runs apart is ``classify.py``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,12 @@ from hpohash import sources as src
 from hpohash.classify import FOLD, HPO_STAGES, PARENT, REFIT, TRIAL  # noqa: F401 - the roles, named here too
 from hpohash.hashing import (
     STUDY_KEY_V2_SCHEMA,
+    TRIAL_KEY_SCHEMAS,
     CanonicalHP,
     StudyHashes,
     canonical_hyperparameters,
     compute_study_hashes,
+    trial_key_hash,
 )
 from hpohash.hyperparams import Recovered, recover_hyperparameters
 from hpohash.records import Experiment, RunRecord
@@ -71,6 +73,14 @@ class Study:
     hyperparameters: dict[str, Recovered] = field(default_factory=dict)
     _canonical_hps: dict[str, CanonicalHP] = field(default_factory=dict, repr=False)
     _recognised: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict, repr=False)
+    #: trial keys hashed on this study's anchors, and the formula that explained the last trial hash
+    _trial_hashes: dict[tuple[str, str, str], str] = field(default_factory=dict, repr=False)
+    _last_formula: int = field(default=0, repr=False)
+    #: where the objective metric of the trials is read when the scan kept no metrics (the SQL read:
+    #: one metric of a study is read when it is ranked, not every metric of every run); None: the
+    #: records carry their metrics
+    metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = field(default=None, repr=False)
+    _scores: dict[str, Mapping[str, float]] = field(default_factory=dict, repr=False)
 
     @property
     def parent_is_v2(self) -> bool:
@@ -103,6 +113,11 @@ class Study:
         obj = self.configs.hpo.get("objective", {}) if self.configs else {}
         return obj if isinstance(obj, Mapping) else {}
 
+    @property
+    def objective_metric(self) -> str:
+        """The metric the champion is chosen by (the hpo config's objective, else ``macro-f1``)."""
+        return str(self.objective.get("metric", "macro-f1"))
+
     def members(self) -> list[RunRecord]:
         return [self.parent, *self.trials, *self.refits]
 
@@ -126,14 +141,48 @@ class Study:
         self.hyperparameters.clear()
         self._canonical_hps.clear()
         self._recognised.clear()
+        self._trial_hashes.clear()
+        self._scores.clear()
+
+    def scores(self, metric: str) -> Mapping[str, float]:
+        """Each trial's latest value of ``metric``, by run id (trials without it are absent; the
+        mapping may hold other runs too: ``read_scores`` shares one between studies)."""
+        found = self._scores.get(metric)
+        if found is None:
+            if self.metric_reader is not None:
+                found = self.metric_reader([t.run_id for t in self.trials], metric)
+            else:
+                found = {t.run_id: t.metrics[metric] for t in self.trials if metric in t.metrics}
+            self._scores[metric] = found
+        return found
+
+    def trial_hash(self, anchor: str, hp: CanonicalHP, schema: str) -> str:
+        """``trial_key_hash(anchor, hp, schema)``, memoised: choosing the schema, planning and auditing
+        each ask for a trial's hash on the study's v2 hash (~3 SHA-256 a run saved)."""
+        key = (anchor, hp, schema)
+        found = self._trial_hashes.get(key)
+        if found is None:
+            found = self._trial_hashes[key] = trial_key_hash(anchor, hp, schema=schema)
+        return found
+
+    def schema_on(self, stored: str | None, anchor: str, hp: CanonicalHP) -> str | None:
+        """``recognise_trial_hash_on`` through ``trial_hash``: the trial-key schema if ``stored`` is
+        a correct trial hash on ``anchor``."""
+        if not stored:
+            return None
+        for schema in TRIAL_KEY_SCHEMAS:
+            if self.trial_hash(anchor, hp, schema) == stored:
+                return schema
+        return None
 
     def recognise_trial(self, stored: str | None, hp: CanonicalHP) -> tuple[str, str | None] | None:
-        """(cause, schema) of a stored trial hash, memoised: plan and audit both ask for each run."""
+        """(cause, schema) of a stored trial hash, memoised: plan and audit both ask for each run. The
+        formula that explained the last one is tried first (same answer: ``match_trial_hash``)."""
         if not stored or self.config_hashes is None:
             return None
         key = (stored, hp)
         if key not in self._recognised:
-            found = self.config_hashes.recognise_trial_hash(stored, hp)
+            found, self._last_formula = self.config_hashes.match_trial_hash(stored, hp, first=self._last_formula)
             if found is None:
                 return None
             self._recognised[key] = found
@@ -288,3 +337,16 @@ def output_dir_folder(value: str | None) -> str | None:
         return None
     m = FOLDER_RE.search(value)
     return m.group(1).lower() if m else None
+
+
+def read_scores(studies: Sequence[Study]) -> None:
+    """Each study's objective metric, read for the trials of all the studies that left it out at once
+    (a read a few thousand trials, not one a study: ``Study.metric_reader``)."""
+    wanted: dict[tuple[Any, str], list[Study]] = {}
+    for study in studies:
+        if study.metric_reader is not None and study.trials:
+            wanted.setdefault((study.metric_reader, study.objective_metric), []).append(study)
+    for (reader, metric), group in wanted.items():
+        found = reader([t.run_id for s in group for t in s.trials], metric)
+        for study in group:
+            study._scores[metric] = found

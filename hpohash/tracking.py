@@ -7,6 +7,7 @@ planner and diff never call MLflow themselves and every command reads an experim
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from hpohash import configs as cfg
@@ -762,6 +763,25 @@ class Tracking:
             return True
         return offset_tokens
 
+    @property
+    def defers_metrics(self) -> bool:
+        """Whether a scan may leave metrics out (``Keep.metrics`` empty) and ``latest_metric`` read the
+        one a study is ranked by: by SQL that skips ~8 metric rows a run for the one used."""
+        return self._sql is not None
+
+    def latest_metric(self, run_ids: Sequence[str], key: str) -> dict[str, float]:
+        """The latest value of metric ``key`` of each run that has it (as ``search_runs`` gives it);
+        by SQL, else (the SQL read failed since the scan) one ``get_run`` a run."""
+        ok, got = self._via_sql("latest_metric", run_ids, key)
+        if ok:
+            return cast(dict[str, float], got)
+        out: dict[str, float] = {}
+        for run_id in run_ids:
+            metrics = self.get_run(run_id).metrics
+            if key in metrics:
+                out[run_id] = metrics[key]
+        return out
+
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
         ok, got = self._via_sql("get_run", run_id)
@@ -853,7 +873,8 @@ class Tracking:
         out: dict[str, tuple[str, bytes] | cfg.ConfigError] = {}
         if not by_name:
             return out
-        with tempfile.TemporaryDirectory(prefix="hpohash-") as tmp:
+        with contextlib.ExitStack() as stack:
+            tmp = None  # made only for a repository that must download (local and HTTP read in place)
             for stem, info in by_name.items():
                 where = f"run {run_id} artifact {info.path}"
                 if info.file_size is not None and info.file_size > cfg.MAX_BYTES:
@@ -864,6 +885,7 @@ class Tracking:
                     # repositories are read bounded into memory; any other is downloaded first
                     data = self.watch.call("download", read_artifact, repo, info.path, cfg.MAX_BYTES)
                     if data is None:
+                        tmp = tmp or stack.enter_context(tempfile.TemporaryDirectory(prefix="hpohash-"))
                         local = self.watch.call("download", _download_listed_file, repo, info.path, Path(tmp) / stem)
                         data = read_bounded(local, cfg.MAX_BYTES)
                     if len(data) > cfg.MAX_BYTES:

@@ -63,13 +63,16 @@ def to_json_streaming(obj: dict[str, Any], last_key: str, *, pretty: bool = Fals
     head = _dumps({**obj, last_key: []})
     assert head.endswith("[]}")
     yield head[:-2]
-    chunk: list[str] = []
-    for i, item in enumerate(items):
-        chunk.append(("" if i == 0 else ", ") + _dumps(item))
-        if len(chunk) >= STREAM_CHUNK:
-            yield "".join(chunk)
-            chunk.clear()
-    yield "".join(chunk) + "]}\n"
+    # a batch of items is one encoder call: "[a, b]" is "[" + a + ", " + b + "]" for every item
+    batch: list[Any] = []
+    sep = ""
+    for item in items:
+        batch.append(item)
+        if len(batch) >= STREAM_CHUNK:
+            yield sep + _dumps(batch)[1:-1]
+            batch.clear()
+            sep = ", "
+    yield (sep + _dumps(batch)[1:-1] if batch else "") + "]}\n"
 
 
 def format_hash(report: dict[str, Any], *, show_key: bool = False) -> str:
