@@ -36,9 +36,14 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+#: ``json.dumps(value, sort_keys=True, separators=(",", ":"))``'s own encoder, made once (dumps makes
+#: one per call when given options; a trial's key is made for every run)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical_json(value: Any) -> str:
     """The pipeline's canonical form: sorted keys, no spaces, ASCII-escaped, Python float repr."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 def _get(mapping: Config | None, key: str, default: Any = None) -> Any:

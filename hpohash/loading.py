@@ -36,7 +36,7 @@ from hpohash.study import (
     Study,
     _resolve_configs,
     _resolve_model,
-    read_scores,
+    batch_scores,
     study_folder,
 )
 from hpohash.tags import TagRegistry
@@ -254,7 +254,7 @@ def build_scope(
         _resolve_configs(s, raw, disk, registry)
         if progress:
             progress("configs", i + 1, len(ordered))
-    read_scores(ordered)
+    batch_scores(ordered)
     return Scope(
         tracking_uri=tracking_uri,
         experiments=exps,

@@ -107,8 +107,11 @@ def choose_schema(study: Study, reg: TagRegistry, requested: str = "auto") -> st
     v2 = study.v2_hash
     if not v2:
         return "2.0"
-    return majority_schema(
-        study.schema_on(reg.read(r.tags, "trial_key_hash"), v2, study.canonical_hp(r)) for r in study.trials
+    return study.remember(
+        ("schema", v2),
+        lambda: majority_schema(
+            study.schema_on(reg.read(r.tags, "trial_key_hash"), v2, study.canonical_hp(r)) for r in study.trials
+        ),
     )
 
 

@@ -8,7 +8,7 @@ edge.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,34 @@ class CheckedRun:
     run_id: str
     stage: str
     parent_run_id: str | None
+
+
+class CheckedRuns(Sequence[CheckedRun]):
+    """Every run verify looked at, kept as each study's run ids (shared with the records) and made
+    into ``CheckedRun`` s when read: only the JUnit report reads them, and at 100,000 runs 100,000
+    small objects are ~7 MB held to the end of the command for nothing."""
+
+    __slots__ = ("_groups", "_len")
+
+    def __init__(self, groups: Sequence[tuple[str, str | None, Sequence[str]]]) -> None:
+        self._groups = tuple(groups)  # (stage, parent run id, run ids), in report order
+        self._len = sum(len(ids) for _, _, ids in self._groups)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[CheckedRun]:
+        for stage, parent, ids in self._groups:
+            for run_id in ids:
+                yield CheckedRun(run_id, stage, parent)
+
+    def __getitem__(self, i: Any) -> Any:
+        return list(self)[i]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -107,7 +135,7 @@ class VerifyReport:
     studies: tuple[StudySummary, ...]
     findings: tuple[Finding, ...]
     #: every run checked (JUnit reports a test case per run)
-    checked: tuple[CheckedRun, ...] = ()
+    checked: Sequence[CheckedRun] = ()
     #: the experiments that held the HPO runs (a suggested next command names only these)
     experiments_with_runs: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
@@ -136,7 +164,7 @@ class VerifyReport:
         for f in findings:
             per_study.setdefault(f.parent_run_id or "", []).append(f)
         studies = []
-        runs: list[CheckedRun] = []
+        runs: list[tuple[str, str | None, tuple[str, ...]]] = []
         for s in scope.studies:
             pid = s.parent.run_id
             fs = per_study.get(pid, [])
@@ -155,10 +183,10 @@ class VerifyReport:
                     v2_hash=s.v2_hash,
                 )
             )
-            runs.append(CheckedRun(pid, PARENT, pid))
-            runs += [CheckedRun(r.run_id, TRIAL, pid) for r in s.trials]
-            runs += [CheckedRun(r.run_id, REFIT, pid) for r in s.refits]
-        runs += [CheckedRun(o.run.run_id, o.role, o.parent_ref) for o in scope.orphans]
+            runs.append((PARENT, pid, (pid,)))
+            runs.append((TRIAL, pid, tuple(r.run_id for r in s.trials)))
+            runs.append((REFIT, pid, tuple(r.run_id for r in s.refits)))
+        runs += [(o.role, o.parent_ref, (o.run.run_id,)) for o in scope.orphans]
         errors = sum(1 for f in findings if f.severity == ERROR)
         summary = VerifySummary(
             studies=len(scope.studies),
@@ -176,7 +204,7 @@ class VerifyReport:
             summary=summary,
             studies=tuple(studies),
             findings=tuple(findings),
-            checked=tuple(runs),
+            checked=CheckedRuns(runs),
             experiments_with_runs=experiments_with_runs(scope),
             warnings=tuple(scope.warnings),
         )

@@ -20,16 +20,18 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
 from urllib.request import url2pathname
 
+from hpohash.context import carried
 from hpohash.errors import UsageError
 from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
-from hpohash.records import Experiment, Reducer, RunRecord
+from hpohash.records import Experiment, Keep, Reducer, RunRecord
 
 #: URI schemes (before any ``+driver``) of the databases this reader speaks to
 SQL_SCHEMES = ("sqlite", "postgresql", "mysql")
@@ -158,6 +160,16 @@ def parse_filter(text: str) -> list[Clause]:
 
 
 # ---------------------------------------------------------------------------------------- reader
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """The rows of one chunk of runs, grouped by run id."""
+
+    runs: dict[str, Any]
+    tags: dict[str, list[tuple[str, Any]]]
+    params: dict[str, list[tuple[str, Any]]]
+    metrics: dict[str, list[tuple[str, Any]]]
 
 
 class SqlReader:
@@ -376,9 +388,19 @@ class SqlReader:
         runs = self.runs
         ordered = self.sa.select(runs.c.run_uuid).where(*where).order_by(runs.c.start_time.desc(), runs.c.run_uuid)
         ids = [row[0] for row in self._all(ordered)]
-        with gc_paused():
-            for start in range(0, len(ids), CHUNK):
-                records = self._records(ids[start : start + CHUNK], reducer)
+        chunks = [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+        keep = reducer.keep
+        # the next chunk is read on a thread while this one is built: the database's own work (SQLite's
+        # steps, PostgreSQL's answer) runs without the GIL, so it overlaps the building of records
+        with gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="hpohash-sql") as pool:
+            read = carried(self._read_chunk)
+            pending = pool.submit(read, chunks[0], keep) if chunks else None
+            for i, chunk in enumerate(chunks):
+                assert pending is not None
+                rows = pending.result()
+                pending = pool.submit(read, chunks[i + 1], keep) if i + 1 < len(chunks) else None
+                records = self._build(chunk, rows, reducer)
+                del rows
                 collect_young()
                 if on_page is not None:
                     on_page(len(records))
@@ -387,11 +409,13 @@ class SqlReader:
 
     def get_run(self, run_id: str) -> RunRecord | None:
         """One run with all of its tags, params and metrics, or None when there is none."""
-        got = self._records([run_id], Reducer())
+        reducer = Reducer()
+        got = self._build([run_id], self._read_chunk([run_id], reducer.keep), reducer)
         return got[0] if got else None
 
-    def _records(self, ids: list[str], reducer: Reducer) -> list[RunRecord]:
-        sa, runs, keep = self.sa, self.runs, reducer.keep
+    def _read_chunk(self, ids: list[str], keep: Keep) -> _Chunk:
+        """The rows of a chunk of runs: four queries (runs, kept tags, params, latest metrics)."""
+        sa, runs = self.sa, self.runs
         rows = self._all(
             sa.select(
                 runs.c.run_uuid,
@@ -403,7 +427,6 @@ class SqlReader:
                 runs.c.start_time,
             ).where(runs.c.run_uuid.in_(ids))
         )
-        by_id = {row[0]: row for row in rows}
         tag_keys = None if keep.tags is None else sorted(keep.tags | {RUN_NAME_TAG})
         tags = self._children(self.tags, ids, tag_keys, keep.tag_prefixes if keep.tags is not None else ())
         params = self._children(self.params, ids, None if keep.params is None else sorted(keep.params))
@@ -411,12 +434,16 @@ class SqlReader:
         if keep.metrics is None or keep.metrics:  # empty: read later, one metric (``latest_metric``)
             names = None if keep.metrics is None else sorted(keep.metrics)
             metrics = self._children(self.metrics, ids, names, nan=True)
+        return _Chunk({row[0]: row for row in rows}, tags, params, metrics)
+
+    @staticmethod
+    def _build(ids: list[str], chunk: _Chunk, reducer: Reducer) -> list[RunRecord]:
         out: list[RunRecord] = []
         for rid in ids:
-            row = by_id.get(rid)
+            row = chunk.runs.get(rid)
             if row is None:  # deleted from the store since the ids were read (search_runs: not returned)
                 continue
-            run_tags = tags.get(rid, [])
+            run_tags = chunk.tags.get(rid, [])
             name = row[1]
             if not name:  # as MLflow: runs logged before runs.name existed carry it in a tag only
                 name = next((v for k, v in run_tags if k == RUN_NAME_TAG), name)
@@ -430,8 +457,8 @@ class SqlReader:
                     status=row[5],
                     start_time=row[6],
                     tags=run_tags,
-                    params=params.get(rid, ()),
-                    metrics=metrics.get(rid, ()),
+                    params=chunk.params.get(rid, ()),
+                    metrics=chunk.metrics.get(rid, ()),
                 )
             )
         return out

@@ -6,8 +6,9 @@ telling runs apart is ``classify.py``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from hpohash import configs as cfg
@@ -81,6 +82,7 @@ class Study:
     #: records carry their metrics
     metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = field(default=None, repr=False)
     _scores: dict[str, Mapping[str, float]] = field(default_factory=dict, repr=False)
+    _remembered: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def parent_is_v2(self) -> bool:
@@ -143,10 +145,17 @@ class Study:
         self._recognised.clear()
         self._trial_hashes.clear()
         self._scores.clear()
+        self._remembered.clear()
+
+    def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per study and ``key`` until ``forget`` (the planner and the audit both
+        ask for the study's trial-key schema, which looks at every trial)."""
+        if key not in self._remembered:
+            self._remembered[key] = compute()
+        return self._remembered[key]
 
     def scores(self, metric: str) -> Mapping[str, float]:
-        """Each trial's latest value of ``metric``, by run id (trials without it are absent; the
-        mapping may hold other runs too: ``read_scores`` shares one between studies)."""
+        """Each trial's latest value of ``metric``, by run id (trials without it are absent)."""
         found = self._scores.get(metric)
         if found is None:
             if self.metric_reader is not None:
@@ -309,15 +318,23 @@ def _resolve_model(study: Study, reg: TagRegistry, override: str | None) -> None
     """SPEC §4 order: backbone tag (run, parent), backbone param (any trial), ``code.model``, ``--model``."""
     children = [*study.trials, *study.refits]
     backbone, model = reg.key("backbone"), reg.key("model")
-    candidates: list[tuple[str | None, str]] = [(reg.read(study.parent.tags, "backbone"), f"tag:{backbone} (parent)")]
-    candidates += [(reg.read(r.tags, "backbone"), f"tag:{backbone} (run {r.run_id})") for r in children]
-    candidates.append((study.parent.params.get("backbone"), "param:backbone (parent)"))
-    candidates += [(r.params.get("backbone"), f"param:backbone (run {r.run_id})") for r in children]
-    candidates.append((reg.read(study.parent.tags, "model"), f"tag:{model} (parent; shortened name)"))
-    candidates += [(reg.read(r.tags, "model"), f"tag:{model} (run {r.run_id}; shortened name)") for r in children]
-    candidates.append((override, "--model"))
-    for value, source in candidates:
+
+    def candidates() -> Iterator[tuple[str | None, Callable[[], str]]]:
+        # in order, each source named only when its value is taken (one string a study, not 3 a run)
+        yield reg.read(study.parent.tags, "backbone"), lambda: f"tag:{backbone} (parent)"
+        for r in children:
+            yield reg.read(r.tags, "backbone"), partial("tag:{} (run {})".format, backbone, r.run_id)
+        yield study.parent.params.get("backbone"), lambda: "param:backbone (parent)"
+        for r in children:
+            yield r.params.get("backbone"), partial("param:backbone (run {})".format, r.run_id)
+        yield reg.read(study.parent.tags, "model"), lambda: f"tag:{model} (parent; shortened name)"
+        for r in children:
+            yield reg.read(r.tags, "model"), partial("tag:{} (run {}; shortened name)".format, model, r.run_id)
+        yield override, lambda: "--model"
+
+    for value, named in candidates():
         if value and value.strip():
+            source = named()
             study.model, study.model_source = value, source
             return
 
@@ -339,14 +356,43 @@ def output_dir_folder(value: str | None) -> str | None:
     return m.group(1).lower() if m else None
 
 
-def read_scores(studies: Sequence[Study]) -> None:
-    """Each study's objective metric, read for the trials of all the studies that left it out at once
-    (a read a few thousand trials, not one a study: ``Study.metric_reader``)."""
-    wanted: dict[tuple[Any, str], list[Study]] = {}
+#: trials whose objective metric one read asks for (``batch_scores``)
+SCORE_BATCH = 2000
+
+
+class _ScoreBatch:
+    """One read of a metric for the trials of several consecutive studies, made when the first of
+    them is ranked; each study keeps its own trials' values until it is forgotten, so only a batch
+    or two of values is alive while the studies are audited one after another."""
+
+    def __init__(self, reader: Callable[[Sequence[str], str], Mapping[str, float]], metric: str) -> None:
+        self.reader, self.metric = reader, metric
+        self.studies: list[Study] | None = []
+
+    def __call__(self, run_ids: Sequence[str], metric: str) -> Mapping[str, float]:
+        studies, self.studies = self.studies, None  # read once: asked again (after ``forget``), alone
+        if metric != self.metric or not studies:
+            return self.reader(run_ids, metric)
+        found = self.reader([t.run_id for s in studies for t in s.trials], metric)
+        for study in studies:
+            study._scores[metric] = {t.run_id: found[t.run_id] for t in study.trials if t.run_id in found}
+        return {rid: found[rid] for rid in run_ids if rid in found}
+
+
+def batch_scores(studies: Sequence[Study]) -> None:
+    """Studies that rank trials by a metric their records left out (``Study.metric_reader``) read it
+    for up to ``SCORE_BATCH`` trials of consecutive studies at once: a read per ~20 studies, not one
+    each, and never the values of every trial in the store at once."""
+    batch: _ScoreBatch | None = None
+    size = 0
     for study in studies:
-        if study.metric_reader is not None and study.trials:
-            wanted.setdefault((study.metric_reader, study.objective_metric), []).append(study)
-    for (reader, metric), group in wanted.items():
-        found = reader([t.run_id for s in group for t in s.trials], metric)
-        for study in group:
-            study._scores[metric] = found
+        reader = study.metric_reader
+        if reader is None or not study.trials:
+            continue
+        metric = study.objective_metric
+        if batch is None or batch.reader is not reader or batch.metric != metric or size >= SCORE_BATCH:
+            batch, size = _ScoreBatch(reader, metric), 0
+        assert batch.studies is not None
+        batch.studies.append(study)
+        size += len(study.trials)
+        study.metric_reader = batch

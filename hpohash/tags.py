@@ -6,6 +6,7 @@ module asks the registry for keys instead of spelling them, so a rename reaches 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -83,12 +84,14 @@ class TagRegistry:
     def key(self, name: str) -> str:
         return self.keys[name]
 
+    @functools.cached_property
+    def _lookups(self) -> dict[str, tuple[str, ...]]:
+        """Per logical name, its key then its legacy keys: ``read`` runs ~20 times a run."""
+        return {name: (key, *self.legacy.get(name, ())) for name, key in self.keys.items()}
+
     def read(self, tags: Mapping[str, str], name: str) -> str | None:
         """The value of a logical tag: its key, else the first legacy key that is set."""
-        value = tags.get(self.keys[name])
-        if value is not None and value != "":
-            return value
-        for key in self.legacy.get(name, ()):
+        for key in self._lookups.get(name) or (self.keys[name],):  # KeyError for a name not registered
             value = tags.get(key)
             if value is not None and value != "":
                 return value

@@ -46,7 +46,15 @@ def test_scan_keeps_registered_tags_and_all_params_metrics(builder: Builder) -> 
         "weight_decay": "0.0042",
         "backbone": "distilbert",
     }
-    assert dict(trial.metrics) == {"macro-f1": 0.80}
+    # read by SQL, a scan keeps no metrics: the objective metric is read per study when it is ranked
+    assert dict(trial.metrics) == {}
+    assert scope.studies[0].scores("macro-f1")[s.trials[0]] == 0.80
+    # through search_runs every metric comes with the run, and is kept
+    via_api = load_scope(
+        Tracking(builder.uri, settings=BackendSettings(read_via="api")), TagRegistry(), experiment_ids=[exp]
+    )
+    assert dict(via_api.index[s.trials[0]].metrics) == {"macro-f1": 0.80}
+    assert via_api.studies[0].scores("macro-f1")[s.trials[0]] == 0.80
     # trials with the same keys share one key index: per run only the values stay alive
     assert scope.index[s.trials[1]].params._index is trial.params._index
 
@@ -184,3 +192,43 @@ def test_benchmark_timer_reports_the_commands_own_peak_not_its_starters() -> Non
         del ballast
     assert small < 60
     assert 120 <= big < 180 and out == "125829120\n"
+
+
+def test_objective_metrics_are_read_for_batches_of_consecutive_studies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study whose records left metrics out reads them for the trials of up to ``SCORE_BATCH``
+    trials of consecutive studies at once; asked again after ``forget``, it reads alone."""
+    from hpohash import study as st
+    from hpohash.records import Reducer
+
+    monkeypatch.setattr(st, "SCORE_BATCH", 4)
+    reducer = Reducer()
+
+    def run(rid: str) -> st.RunRecord:
+        return reducer.from_fields(
+            run_id=rid, experiment_id="1", name=rid, artifact_uri="", lifecycle_stage="active",
+            status="FINISHED", start_time=1, tags=(), params=(), metrics=(),
+        )  # fmt: skip
+
+    values = {"a1": 0.5, "a2": 0.7, "b1": 0.9, "c1": 0.1, "c2": 0.2, "c3": 0.3}
+    calls: list[tuple[list[str], str]] = []
+
+    def reader(ids: object, metric: str) -> dict[str, float]:
+        calls.append((list(ids), metric))  # type: ignore[call-overload]
+        known = values if metric == "macro-f1" else {}
+        return {rid: known[rid] for rid in ids if rid in known}  # type: ignore[attr-defined]
+
+    studies = []
+    for name, trials in (("a", ["a1", "a2", "a0"]), ("b", ["b1"]), ("c", ["c1", "c2", "c3"])):
+        s = st.Study(parent=run(name), trials=[run(t) for t in trials], metric_reader=reader)
+        studies.append(s)
+    st.batch_scores(studies)
+    assert dict(studies[0].scores("macro-f1")) == {"a1": 0.5, "a2": 0.7}  # a0 has no value
+    assert dict(studies[1].scores("macro-f1")) == {"b1": 0.9}
+    assert calls == [(["a1", "a2", "a0", "b1"], "macro-f1")]  # a and b in one read (4 trials)
+    assert dict(studies[2].scores("macro-f1")) == {"c1": 0.1, "c2": 0.2, "c3": 0.3}
+    assert calls[1:] == [(["c1", "c2", "c3"], "macro-f1")]
+    studies[0].forget()
+    assert dict(studies[0].scores("macro-f1")) == {"a1": 0.5, "a2": 0.7}
+    assert calls[2:] == [(["a1", "a2", "a0"], "macro-f1")]
+    assert dict(studies[1].scores("other")) == {}  # another metric: read alone
+    assert calls[3:] == [(["b1"], "other")]
