@@ -242,3 +242,41 @@ def test_opaque_tokens_split_the_time_range_evenly_when_asked(
             assert proxy.counts["search"] == searches, (k, proxy.counts)
     finally:
         proxy.stop()
+
+
+# ------------------------------------------------------------------------------------------ experiment parts
+
+
+def test_experiment_groups_are_balanced_by_counted_runs() -> None:
+    # 9 runs, pages of 3: a run at 3 and 6, none at 12, then none at 9: 6 < n <= 9, about 8
+    assert partitions.count_runs(lambda offset: offset < 9, 3) == (8, 4)
+    assert partitions.count_runs(lambda offset: offset < 6, 3) == (5, 2)
+    assert partitions.count_runs(lambda offset: offset < 3, 3) == (1, 1)  # one page: half a page
+    assert partitions.count_runs(lambda offset: offset < 1000, 100) == (900, 7)  # as split_by_offsets
+    # heaviest first, each to the lightest group so far; never more groups than experiments
+    assert partitions.groups_by_weight([8, 5, 1], 2) == [(0,), (1, 2)]
+    assert partitions.groups_by_weight([1, 9, 4, 4], 2) == [(0, 2, 3), (1,)]
+    assert partitions.groups_by_weight([1] * 5, 2) == [(0, 2, 4), (1, 3)]
+    assert partitions.groups_by_weight([3, 3, 3], 4) == [(0,), (1,), (2,)]
+    assert partitions.groups_by_weight([5], 4) == [(0,)]
+
+
+def test_experiment_parts_merge_into_the_one_scans_order() -> None:
+    # MLflow's order: start_time DESC, then run id; a run without a start time last (SQLite, MySQL)
+    runs = [(None, "a"), (5, "b"), (5, "a"), (7, "z"), (0, "c"), (-3, "d")]
+    assert sorted(runs, key=lambda r: partitions.scan_order(*r)) == [
+        (7, "z"), (5, "a"), (5, "b"), (0, "c"), (-3, "d"), (None, "a"),
+    ]  # fmt: skip
+    gate = threading.Event()
+
+    def part(items: list[int], last: bool = False):
+        def read() -> Iterator[int]:
+            if not last:
+                assert gate.wait(5)  # the first parts wait until the last has run: all run at once
+            yield from items
+            gate.set()
+
+        return read
+
+    merged = read_parts([part([9, 5, 1]), part([8, 5, 2]), part([7, 3], last=True)], key=lambda x: -x)
+    assert list(merged) == [9, 8, 7, 5, 5, 3, 2, 1]
