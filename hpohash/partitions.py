@@ -163,13 +163,13 @@ def groups_by_weight(weights: Sequence[int], parts: int) -> list[tuple[int, ...]
     return sorted(tuple(sorted(g)) for g in groups if g)
 
 
-def scan_order(started: int | None, run_id: str) -> tuple[bool, int, str]:
+def scan_order(started: int, run_id: str) -> tuple[int, str]:
     """A run's place in MLflow's one scan: ``start_time DESC``, then run id ascending (its SQL store's
-    ``_get_orderby_clauses``; its file store sorts by the same key). A run without a start time is
-    last, as SQLite and MySQL sort NULL in ``DESC``; PostgreSQL puts it first, which the caller rules
-    out by not splitting where the scan's first run has none. Run ids are MLflow's lowercase hex
-    UUIDs, which every SQL collation orders as Python does."""
-    return started is None, -(started or 0), run_id
+    ``_get_orderby_clauses``; its file store sorts by the same key). Where a run has no start time
+    there is no place to find: MLflow's ``RunInfo`` refuses one (a search over such a run fails on
+    the server, "start_time cannot be None"), and over REST an absent one reads as 0. Run ids are
+    MLflow's lowercase hex UUIDs, which every SQL collation orders as Python does."""
+    return -started, run_id
 
 
 def split_by_time(newest: int, oldest: int, parts: int) -> Split:
