@@ -414,3 +414,27 @@ def test_verify_json_is_the_same_for_every_k_behind_a_start_time_refusal(
             assert split == {"1": set(), "2": {frozenset({e1}), frozenset({e2, e3})}}.get(k, one), k
     finally:
         proxy.stop()
+
+
+def test_closing_a_merged_read_stops_every_part() -> None:
+    """Ctrl-C (or an error) closes the merged read: every part stops at its next item and its page
+    loop is closed before the close returns; no part thread is left running."""
+    stopped: list[int] = []
+
+    def part(i: int):
+        def read() -> Iterator[int]:
+            try:
+                n = 10**9 - i
+                while True:  # endless, newest first
+                    yield n
+                    n -= 3
+            finally:
+                stopped.append(i)
+
+        return read
+
+    merged = read_parts([part(i) for i in range(3)], key=lambda x: -x, name="hpohash-test-part")
+    assert [next(merged) for _ in range(6)] == [10**9 - i for i in (0, 1, 2, 3, 4, 5)]
+    merged.close()
+    assert sorted(stopped) == [0, 1, 2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("hpohash-test-part")]
