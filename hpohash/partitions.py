@@ -11,17 +11,24 @@ proved before it is used), a few one-run requests at predicted offsets find how 
 (doubling, then a couple of halvings) and the start time at each ``i/K`` of them. Where tokens are
 opaque there is no offset to ask for: the observed time range is cut evenly, and only when K was
 asked for (``BackendSettings.scan_parts``), since the run count that would justify it is unknown.
+
+Where the server refuses ``start_time`` filters (Azure ML's dialect), a search of several experiments
+is split by experiment instead: up to K groups, balanced by run counts where offsets can be asked for
+(``count_runs`` per experiment), else by count of experiments. A group's scan is the one scan's runs
+of those experiments in the one scan's order, so ``read_parts`` with ``key=scan_order`` merges the
+groups back into the one scan's order (a k-way merge), and every report is byte-identical.
 No MLflow import here: requests are made by the caller's functions.
 """
 
 from __future__ import annotations
 
+import heapq
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from hpohash.context import carried
 from hpohash.perf import gc_paused
@@ -95,19 +102,9 @@ def split_by_offsets(probe: Callable[[int], int | None], page_size: int, parts: 
             seen[offset] = started
         return started
 
-    last, miss = 0, page_size
-    while at(miss) is not None:  # doubling: last < n <= miss
-        last, miss = miss, miss * 2
+    last, miss = _bracket(at, page_size)
     if last == 0:  # at most one page: nothing to read at once
         return Split(requests=requests, runs_estimate=None)
-    for _ in range(COUNT_HALVINGS):
-        if miss - last <= page_size:
-            break
-        mid = (last + miss) // 2
-        if at(mid) is None:
-            miss = mid
-        else:
-            last = mid
     runs = (last + 1 + miss) // 2
     k = parts if parts > 0 else auto_parts(runs)
     if k < 2:
@@ -118,6 +115,61 @@ def split_by_offsets(probe: Callable[[int], int | None], page_size: int, parts: 
         if started is not None:
             times.append(started)
     return Split(_descending(times), requests, runs)
+
+
+def _bracket(at: Callable[[int], int | None], page_size: int) -> tuple[int, int]:
+    """``(last, miss)`` with ``last < n <= miss`` runs (``last`` 0: at most one page): doubling from
+    one page, then ``COUNT_HALVINGS`` halvings. ``at(offset)``: ``None`` past the end."""
+    last, miss = 0, page_size
+    while at(miss) is not None:
+        last, miss = miss, miss * 2
+    if last == 0:
+        return last, miss
+    for _ in range(COUNT_HALVINGS):
+        if miss - last <= page_size:
+            break
+        mid = (last + miss) // 2
+        if at(mid) is None:
+            miss = mid
+        else:
+            last = mid
+    return last, miss
+
+
+def count_runs(probe: Callable[[int], bool], page_size: int) -> tuple[int, int]:
+    """(about how many runs one search has, the requests spent): ``probe(offset)``, a run is there.
+    At most one page counts as half a page (the count only balances parts: one request, not two)."""
+    requests = 0
+
+    def at(offset: int) -> int | None:
+        nonlocal requests
+        requests += 1
+        return 0 if probe(offset) else None
+
+    last, miss = _bracket(at, page_size)
+    return ((last + 1 + miss) // 2 if last else page_size // 2), requests
+
+
+def groups_by_weight(weights: Sequence[int], parts: int) -> list[tuple[int, ...]]:
+    """The indexes of ``weights`` in at most ``parts`` groups of about equal total weight: heaviest
+    first, each to the lightest group so far (ties: the lower index); in index order, groups too."""
+    k = max(1, min(parts, len(weights)))
+    totals = [0] * k
+    groups: list[list[int]] = [[] for _ in range(k)]
+    for i in sorted(range(len(weights)), key=lambda i: (-weights[i], i)):
+        g = min(range(k), key=lambda g: (totals[g], g))
+        totals[g] += weights[i]
+        groups[g].append(i)
+    return sorted(tuple(sorted(g)) for g in groups if g)
+
+
+def scan_order(started: int, run_id: str) -> tuple[int, str]:
+    """A run's place in MLflow's one scan: ``start_time DESC``, then run id ascending (its SQL store's
+    ``_get_orderby_clauses``; its file store sorts by the same key). Where a run has no start time
+    there is no place to find: MLflow's ``RunInfo`` refuses one (a search over such a run fails on
+    the server, "start_time cannot be None"), and over REST an absent one reads as 0. Run ids are
+    MLflow's lowercase hex UUIDs, which every SQL collation orders as Python does."""
+    return -started, run_id
 
 
 def split_by_time(newest: int, oldest: int, parts: int) -> Split:
@@ -137,8 +189,14 @@ class _Failed:
     error: BaseException
 
 
-def read_parts(parts: Sequence[Callable[[], Iterator[T]]], *, name: str = "hpohash-part") -> Iterator[T]:
-    """Every item of every part, part by part in the order given, while all parts are read at once.
+def read_parts(
+    parts: Sequence[Callable[[], Iterator[T]]],
+    *,
+    name: str = "hpohash-part",
+    key: Callable[[T], Any] | None = None,
+) -> Iterator[T]:
+    """Every item of every part, part by part in the order given, while all parts are read at once;
+    with ``key`` (each part ordered by it), merged into one order by it instead.
 
     Part 0 is handed on as it arrives; the others are held until their turn (slim records, so what
     is held is what the scan keeps anyway). An error in a part is raised here, in its turn's place.
@@ -170,7 +228,7 @@ def read_parts(parts: Sequence[Callable[[], Iterator[T]]], *, name: str = "hpoha
     # paused here, around all the parts: each part pauses the collector too, and the first to end
     # would otherwise turn it back on under the others
     with gc_paused():
-        yield from _read_at_once(parts, queues, stop, run, name)
+        yield from _read_at_once(parts, queues, stop, run, name, key)
 
 
 def _read_at_once(
@@ -179,22 +237,31 @@ def _read_at_once(
     stop: threading.Event,
     run: Callable[[int], None],
     name: str,
+    key: Callable[[T], Any] | None,
 ) -> Iterator[T]:
     pool = ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix=name)
     try:
         for i in range(len(parts)):
             pool.submit(carried(run), i)  # in the call's context: its secrets are masked there
-        for q in queues:
-            while True:
-                try:
-                    item = q.get(timeout=0.2)  # a timeout keeps Ctrl-C deliverable here
-                except queue.Empty:
-                    continue
-                if isinstance(item, _End):
-                    break
-                if isinstance(item, _Failed):
-                    raise item.error
-                yield cast(T, item)
+        if key is None:
+            for q in queues:
+                yield from _drain(q)
+        else:
+            yield from heapq.merge(*(_drain(q) for q in queues), key=key)
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(q: queue.SimpleQueue[object]) -> Iterator[T]:
+    """One part's items as its thread hands them on; its error raised here."""
+    while True:
+        try:
+            item = q.get(timeout=0.2)  # a timeout keeps Ctrl-C deliverable here
+        except queue.Empty:
+            continue
+        if isinstance(item, _End):
+            return
+        if isinstance(item, _Failed):
+            raise item.error
+        yield cast(T, item)

@@ -49,6 +49,9 @@ from hpohash.text import one_line
 PAGE_SIZE = 1000
 #: Over HTTP, pages requested ahead of the one being reduced (see ``Tracking._pages``).
 READ_AHEAD_HTTP = 2
+#: Where ``start_time`` filters are refused, experiments whose runs are counted to balance the parts
+#: (one-run requests, about log2(runs / page) + 3 each); with more, parts get equal counts of them
+COUNTED_EXPERIMENTS = 16
 ARTIFACT_DIR = "config"
 DEFAULT_WORKERS_HTTP = 8
 
@@ -543,11 +546,12 @@ class Tracking:
             started = False
             try:
                 for search in searches:
+                    key = None
                     if len(searches) == 1:
-                        readers = self._part_readers(search, include_deleted, on_page, reducer)
+                        readers, key = self._part_readers(search, include_deleted, on_page, reducer)
                     else:
                         readers = [_part_reader(self, search, seen, include_deleted, on_page, reducer)]
-                    for record in read_parts(readers):
+                    for record in read_parts(readers, key=key):
                         started = True
                         yield record
                 return
@@ -627,14 +631,79 @@ class Tracking:
         include_deleted: bool,
         on_page: Callable[[int], None] | None,
         reducer: Reducer,
-    ) -> list[Callable[[], Iterator[RunRecord]]]:
-        """``search`` as readers of parts the server reads at once, newest first (``_plan_parts``)."""
+    ) -> tuple[list[Callable[[], Iterator[RunRecord]]], Callable[[RunRecord], Any] | None]:
+        """``search`` as readers of parts the server reads at once, and the key merging them (None:
+        handed on one after another, newest first): start-time parts (``_plan_parts``), or experiment
+        groups where the server refuses ``start_time`` (``_plan_experiment_parts``)."""
+        if self._refuses_start_time(search):
+            first, groups = self._plan_experiment_parts(search, include_deleted)
+            if groups:
+                readers = [_part_reader(self, part, None, include_deleted, on_page, reducer) for part in groups]
+                return readers, lambda r: partitions.scan_order(r.start_time, r.run_id)
+            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)], None
         first, head, parts = self._plan_parts(search, include_deleted)
         if not parts:
-            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)]
+            return [_part_reader(self, search, None, include_deleted, on_page, reducer, first)], None
         return [
             _part_reader(self, search, None, include_deleted, on_page, reducer, head),
             *(_part_reader(self, part, None, include_deleted, on_page, reducer) for part in parts),
+        ], None
+
+    def _refuses_start_time(self, search: Search) -> bool:
+        """A split is worth deciding, and the backend does not take ``start_time`` filters (tried once)."""
+        asked = self.settings.scan_parts
+        size = min(PAGE_SIZE, self.capabilities.page_size)
+        if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
+            return False
+        return not self._accepts("start_time", search.experiment_ids, Clause("start_time", ">=", value=0))
+
+    def _plan_experiment_parts(self, search: Search, include_deleted: bool) -> tuple[Any, list[Search]]:
+        """Where ``start_time`` is refused: (the scan's first page if read, one search per group of
+        its experiments); no groups: one scan, from that first page when it was read.
+
+        Only for 2+ experiments (one search: batches of 10 and ``ILIKE`` variants are read as they
+        are), and only after the scan's first page shows more than one page. The parts are merged
+        by ``partitions.scan_order`` into the one scan's order, not handed on one after another: the
+        loader keeps the scan's order where nothing else orders (orphan runs, the run index). Groups
+        are balanced by run counts (``count_runs`` per experiment, one-run requests at offsets)
+        where the tokens are proved offsets, there are more experiments than parts and at most
+        ``COUNTED_EXPERIMENTS``; else one experiment a part, or by count of experiments. Auto
+        (``scan_parts`` 0) needs those counts to pick K; otherwise it reads one scan. The first page
+        is read again by the parts (one page more than one scan): it is a prefix of their merged
+        order, not of any one part."""
+        ids = search.experiment_ids
+        if len(ids) < 2:
+            return None, []
+        asked = self.settings.scan_parts
+        size = min(PAGE_SIZE, self.capabilities.page_size)
+        first = self._search_page(search, include_deleted, size, None)
+        if not first.token:
+            return first, []
+        offsets = self._offset_paged(first.token, len(first))
+        weights, requests, runs = [1] * len(ids), 0, None
+        if offsets and (asked == 0 or len(ids) > asked) and len(ids) <= COUNTED_EXPERIMENTS:
+
+            def probe(exp: str) -> Callable[[int], bool]:
+                one = Search((exp,), search.filter_string, search.client, search.forms)
+                return lambda offset: bool(len(self._search_page(one, include_deleted, 1, _offset_token(offset))))
+
+            counted = [partitions.count_runs(probe(exp), size) for exp in ids]
+            weights = [n for n, _ in counted]
+            requests, runs = sum(r for _, r in counted), sum(weights)
+        elif asked < 2:
+            return first, []
+        k = asked if asked >= 2 else partitions.auto_parts(runs or 0)
+        groups = partitions.groups_by_weight(weights, k)
+        if len(groups) < 2:
+            return first, []
+        if self.settings.verbose:
+            about = f"about {runs} runs, " if runs else ""
+            sys.stderr.write(
+                f"hpohash: backend {self.family}: scan read in {len(groups)} experiment parts at once, "
+                f"start_time filters being refused ({about}{requests} request(s) to place them)\n"
+            )
+        return None, [
+            Search(tuple(ids[i] for i in g), search.filter_string, search.client, search.forms) for g in groups
         ]
 
     def _plan_parts(self, search: Search, include_deleted: bool) -> tuple[Any, Any, list[Search]]:
@@ -649,8 +718,6 @@ class Tracking:
         asked = self.settings.scan_parts
         size = min(PAGE_SIZE, self.capabilities.page_size)
         if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
-            return None, None, []
-        if not self._accepts("start_time", search.experiment_ids, Clause("start_time", ">=", value=0)):
             return None, None, []
         first = self._search_page(search, include_deleted, size, None)
         times = [run.info.start_time for run in first]

@@ -61,6 +61,8 @@ class RestrictedProxy:
         self.profile = profile
         self.counts: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
+        #: every search asked for, in arrival order: (experiment ids, filter, max_results, page token given)
+        self.searches: list[tuple[tuple[str, ...], str, int, bool]] = []
         self._tokens: dict[str, str] = {}
         self._burst = 0
         self._burst_status = 429
@@ -124,6 +126,7 @@ class RestrictedProxy:
         with self._lock:
             self.counts.clear()
             self.refused.clear()
+            self.searches.clear()
 
     # ------------------------------------------------------------------ handling
 
@@ -197,6 +200,13 @@ class RestrictedProxy:
             self.counts["search"] += 1
             if int(request.get("max_results") or 0) == 1:
                 self.counts["probe"] += 1
+            asked = (
+                tuple(str(i) for i in ids),
+                flt,
+                int(request.get("max_results") or 0),
+                bool(request.get("page_token")),
+            )
+            self.searches.append(asked)
         like = _LIKE.search(flt)
         if p.like and like:
             self._refuse(h, "like", f"Operator '{like.group(2).upper()}' not supported for key type 'Tag'")

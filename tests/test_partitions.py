@@ -109,7 +109,7 @@ def mlflow_server(request: pytest.FixtureRequest):
     return request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else 'sqlite'}_mlflow_server")
 
 
-def _scan(uri: str, exp: str, parts: int) -> tuple[list[str], list[tuple[int, str, str]]]:
+def _scan(uri: str, exp: str | list[str], parts: int) -> tuple[list[str], list[tuple[int, str, str]]]:
     calls: list[tuple[int, str, str]] = []
     real = MlflowClient.search_runs
 
@@ -126,7 +126,8 @@ def _scan(uri: str, exp: str, parts: int) -> tuple[list[str], list[tuple[int, st
     MlflowClient.search_runs = recording  # type: ignore[method-assign]
     Tracking._scan_search = part  # type: ignore[method-assign]
     try:
-        ids = [r.run_id for r in Tracking(uri, settings=BackendSettings(scan_parts=parts)).scan([exp])]
+        exps = [exp] if isinstance(exp, str) else exp
+        ids = [r.run_id for r in Tracking(uri, settings=BackendSettings(scan_parts=parts)).scan(exps)]
     finally:
         MlflowClient.search_runs = real  # type: ignore[method-assign]
         Tracking._scan_search = real_part  # type: ignore[method-assign]
@@ -242,3 +243,198 @@ def test_opaque_tokens_split_the_time_range_evenly_when_asked(
             assert proxy.counts["search"] == searches, (k, proxy.counts)
     finally:
         proxy.stop()
+
+
+# ------------------------------------------------------------------------------------------ experiment parts
+
+
+def test_experiment_groups_are_balanced_by_counted_runs() -> None:
+    # 9 runs, pages of 3: a run at 3 and 6, none at 12, then none at 9: 6 < n <= 9, about 8
+    assert partitions.count_runs(lambda offset: offset < 9, 3) == (8, 4)
+    assert partitions.count_runs(lambda offset: offset < 6, 3) == (5, 2)
+    assert partitions.count_runs(lambda offset: offset < 3, 3) == (1, 1)  # one page: half a page
+    assert partitions.count_runs(lambda offset: offset < 1000, 100) == (900, 7)  # as split_by_offsets
+    # heaviest first, each to the lightest group so far; never more groups than experiments
+    assert partitions.groups_by_weight([8, 5, 1], 2) == [(0,), (1, 2)]
+    assert partitions.groups_by_weight([1, 9, 4, 4], 2) == [(0, 2, 3), (1,)]
+    assert partitions.groups_by_weight([1] * 5, 2) == [(0, 2, 4), (1, 3)]
+    assert partitions.groups_by_weight([3, 3, 3], 4) == [(0,), (1,), (2,)]
+    assert partitions.groups_by_weight([5], 4) == [(0,)]
+
+
+def test_experiment_parts_merge_into_the_one_scans_order() -> None:
+    # MLflow's order: start_time DESC, then run id (a tie across experiments is broken by run id)
+    runs = [(5, "b"), (5, "a"), (7, "z"), (0, "c"), (-3, "d")]
+    assert sorted(runs, key=lambda r: partitions.scan_order(*r)) == [(7, "z"), (5, "a"), (5, "b"), (0, "c"), (-3, "d")]
+    gate = threading.Event()
+
+    def part(items: list[int], last: bool = False):
+        def read() -> Iterator[int]:
+            if not last:
+                assert gate.wait(5)  # the first parts wait until the last has run: all run at once
+            yield from items
+            gate.set()
+
+        return read
+
+    merged = read_parts([part([9, 5, 1]), part([8, 5, 2]), part([7, 3], last=True)], key=lambda x: -x)
+    assert list(merged) == [9, 8, 7, 5, 5, 3, 2, 1]
+
+
+def _experiments(b: Builder, sizes: tuple[int, ...]) -> list[str]:
+    """Experiments of ``sizes`` runs whose start times interleave and tie across experiments (a tie
+    is ordered by run id, wherever the runs are)."""
+    exps = [b.experiment()[0] for _ in sizes]
+    for e, n in zip(exps, sizes, strict=True):
+        for i in range(n):
+            b.client.create_run(e, run_name=f"r{i}", start_time=BASE + (i % 4) * 1000)
+    return exps
+
+
+def _learned_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read learns the dialect afresh (a proxy's port may be one an earlier test's proxy had)."""
+    monkeypatch.setattr(tr, "_LEARNED", {})
+
+
+def test_a_server_refusing_start_time_reads_experiments_at_once(
+    sqlite_mlflow_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 experiments of 9, 6 and 3 runs behind a proxy refusing start_time, pages of 3: every K reads
+    the one scan's runs in its order; the groups asked for are exactly the balanced ones; deciding
+    costs the refused probe, the scan's first page and (counting) 4 + 2 + 1 one-run requests."""
+    b = Builder(sqlite_mlflow_server.uri)
+    exps = _experiments(b, (9, 6, 3))
+    e1, e2, e3 = exps
+    monkeypatch.setattr(tr, "PAGE_SIZE", 3)
+    monkeypatch.setattr(partitions, "AUTO_RUNS_PER_PART", 3)
+    direct = [r.info.run_id for r in b.client.search_runs(exps, max_results=100)]
+    assert [r.run_id for r in Tracking(b.uri, settings=BackendSettings(scan_parts=1)).scan(exps)] == direct
+    proxy = RestrictedProxy(sqlite_mlflow_server.uri, Profile("no-start-time", start_time=True, opaque_tokens=False))
+    proxy.start()
+    try:
+        # K: (groups read, one-run requests: the start_time probe and the counts)
+        expected = {
+            1: (set(), 0),
+            2: ({(e1,), (e2, e3)}, 1 + 4 + 2 + 1),  # weights 8, 5, 1
+            4: ({(e1,), (e2,), (e3,)}, 1),  # no more experiments than parts: nothing to count
+            0: ({(e1,), (e2,), (e3,)}, 1 + 4 + 2 + 1),  # about 14 runs: auto_parts(14) is 4
+        }
+        for k, (groups, probes) in expected.items():
+            _learned_nothing(monkeypatch)
+            proxy.reset_counts()
+            ids, calls = _scan(proxy.uri, exps, k)
+            assert ids == direct, k
+            assert [s for s in proxy.searches if s[2] == 1 and s[1]] == (
+                [] if k == 1 else [((e1, e2, e3), _START, 1, False)]
+            )
+            assert sum(1 for s in proxy.searches if s[2] == 1) == probes, (k, proxy.searches)
+            asked = {s[0] for s in proxy.searches if s[2] == 3 and s[0] != (e1, e2, e3)}
+            assert asked == groups, k
+            firsts = [s for s in proxy.searches if s[0] == (e1, e2, e3) and s[2] == 3 and not s[3]]
+            assert len(firsts) == 1, k  # the one scan's first page, read once (it decides)
+            readers = [who for n, _, who in calls if n == -1]
+            if k == 1:
+                assert readers == ["MainThread"]
+            else:  # one page loop per group, each on its own part thread
+                assert len(readers) == len(groups) and all(w.startswith("hpohash-part") for w in readers), readers
+            assert proxy.refused["start_time"] == (0 if k == 1 else 1)
+    finally:
+        proxy.stop()
+
+
+_START = "attributes.start_time >= 0"
+
+
+def test_one_experiment_or_opaque_tokens_behind_a_start_time_refusal(
+    sqlite_mlflow_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One experiment: one scan, nothing asked but the refused probe. Opaque tokens: no offset to
+    count at, so K asked gives one experiment a part (by count of experiments), and auto one scan."""
+    b = Builder(sqlite_mlflow_server.uri)
+    exps = _experiments(b, (5, 4, 4))
+    monkeypatch.setattr(tr, "PAGE_SIZE", 3)
+    monkeypatch.setattr(partitions, "AUTO_RUNS_PER_PART", 3)
+    direct = [r.info.run_id for r in b.client.search_runs(exps, max_results=100)]
+    alone = [r.info.run_id for r in b.client.search_runs(exps[:1], max_results=100)]
+    proxy = RestrictedProxy(sqlite_mlflow_server.uri, Profile("opaque-no-start-time", start_time=True))
+    proxy.start()
+    try:
+        for k in (4, 0):
+            _learned_nothing(monkeypatch)
+            proxy.reset_counts()
+            assert _scan(proxy.uri, exps[:1], k)[0] == alone
+            assert {s[0] for s in proxy.searches} == {(exps[0],)}
+            assert [s[2] for s in proxy.searches] == [1, 3, 3], k  # the probe, then 2 pages of one scan
+        for k, groups in ((2, {(exps[0], exps[2]), (exps[1],)}), (0, set())):
+            _learned_nothing(monkeypatch)
+            proxy.reset_counts()
+            assert _scan(proxy.uri, exps, k)[0] == direct, k
+            assert sum(1 for s in proxy.searches if s[2] == 1) == 1  # the refused probe alone
+            assert {s[0] for s in proxy.searches if len(s[0]) < 3} == groups, k
+    finally:
+        proxy.stop()
+
+
+def test_verify_json_is_the_same_for_every_k_behind_a_start_time_refusal(
+    run_cli, sqlite_mlflow_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3 experiments verified through a proxy refusing start_time: a legacy study in one; in the
+    other two, trials whose parents are in an experiment not verified (orphans, reported in the
+    scan's order), with start times tied across the two. K=1, 2, 4 and auto: the JSON and exit code
+    of a direct read; every K but 1 says it read experiment parts."""
+    from tests.test_http_server import many_trials
+
+    b = Builder(sqlite_mlflow_server.uri)
+    e0, _ = b.experiment()
+    (e1, n1), (e2, n2), (e3, n3) = (b.experiment() for _ in range(3))
+    hps, scores = many_trials(6)
+    b.make_legacy(b.study(e1, hps=hps, scores=scores))
+    b.study(e0, hps=hps, scores=scores, trial_experiment=e2, start_time=BASE)
+    b.study(e0, model="bert", hps=hps, scores=scores, trial_experiment=e3, start_time=BASE)
+    monkeypatch.setattr(tr, "PAGE_SIZE", 3)
+    monkeypatch.setattr(partitions, "AUTO_RUNS_PER_PART", 3)
+    args = ["-e", n1, "-e", n2, "-e", n3, "--format", "json", "--verbose"]
+    monkeypatch.setenv("HPOHASH_SCAN_PARTS", "1")
+    direct = run_cli(["verify", "--tracking-uri", b.uri, *args])
+    assert direct.code == 1 and len(json.loads(direct.out)["findings"]) > 12
+    proxy = RestrictedProxy(sqlite_mlflow_server.uri, Profile("no-start-time", start_time=True, opaque_tokens=False))
+    proxy.start()
+    try:
+        for k in ("1", "2", "4", ""):
+            monkeypatch.setenv("HPOHASH_SCAN_PARTS", k)
+            proxy.reset_counts()
+            r = run_cli(["verify", "--tracking-uri", proxy.uri, *args])
+            assert (r.code, r.out.replace(proxy.uri, b.uri)) == (direct.code, direct.out), k
+            assert ("experiment parts at once" in r.err) == (k != "1"), (k, r.err)
+            assert "start-time parts" not in r.err
+            # only the scan of stage ILIKE 'hpo%' has more than a page; e1 has 8 runs in it, the
+            # others 6: counted about 8, 5 and 5, two parts are e1 and the other two
+            split = {frozenset(s[0]) for s in proxy.searches if len(s[0]) < 3 and s[2] == 3}
+            one = {frozenset({e}) for e in (e1, e2, e3)}
+            assert split == {"1": set(), "2": {frozenset({e1}), frozenset({e2, e3})}}.get(k, one), k
+    finally:
+        proxy.stop()
+
+
+def test_closing_a_merged_read_stops_every_part() -> None:
+    """Ctrl-C (or an error) closes the merged read: every part stops at its next item and its page
+    loop is closed before the close returns; no part thread is left running."""
+    stopped: list[int] = []
+
+    def part(i: int):
+        def read() -> Iterator[int]:
+            try:
+                n = 10**9 - i
+                while True:  # endless, newest first
+                    yield n
+                    n -= 3
+            finally:
+                stopped.append(i)
+
+        return read
+
+    merged = read_parts([part(i) for i in range(3)], key=lambda x: -x, name="hpohash-test-part")
+    assert [next(merged) for _ in range(6)] == [10**9 - i for i in (0, 1, 2, 3, 4, 5)]
+    merged.close()
+    assert sorted(stopped) == [0, 1, 2]
+    assert not [t for t in threading.enumerate() if t.name.startswith("hpohash-test-part")]
