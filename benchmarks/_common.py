@@ -90,21 +90,6 @@ print(n)
 #: long-lived garbage-collector work): the fastest bare ``search_runs`` scan, what ratios are against.
 SCAN_SCRIPT_GC_PAUSED = "import gc\ngc.disable()\n" + SCAN_SCRIPT
 
-#: ``verify --format json`` through MLflow's ``search_runs`` even on a SQL store (``read_via="api"``),
-#: exactly what the CLI prints (the report is compared byte for byte with the SQL path's).
-VERIFY_API_SCRIPT = """
-import sys
-from hpohash import api
-from hpohash.loading import load_scope
-from hpohash.render import json_
-from hpohash.settings import BackendSettings
-from hpohash.tags import TagRegistry
-from hpohash.tracking import Tracking, configure_process
-configure_process()
-tracking = Tracking(sys.argv[1], settings=BackendSettings(read_via="api"))
-json_.render_verify(api.verify_scope(load_scope(tracking, TagRegistry(), experiment_names=[sys.argv[2]])))
-"""
-
 COUNT_SCRIPT = """
 import sys, collections, json
 from mlflow import MlflowClient

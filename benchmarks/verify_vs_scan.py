@@ -12,7 +12,7 @@ pipeline's, configs logged as artifacts), then times `hpohash verify --format js
                              read through the server's artifact proxy (--artifacts-destination);
                              add --direct: the cluster's own postgresql:// URI, no server.
 On a SQL store (SQLite in-process, PostgreSQL --direct) verify reads runs by SQL (hpohash/sqlread.py);
-it is also run through MLflow's search_runs (read_via="api", same process shape) and the two JSON
+it is also run through MLflow's search_runs (`--read-via api`, the same command) and the two JSON
 reports must be byte-identical. The bare scan runs twice, as is and with the cyclic GC paused; ratios
 are against the faster of the two.
 Prints per size: the times, the ratios, verify's peak RSS, and the growth of peak RSS per 1,000 runs
@@ -36,7 +36,6 @@ from _common import (
     ROOT,
     SCAN_SCRIPT,
     SCAN_SCRIPT_GC_PAUSED,
-    VERIFY_API_SCRIPT,
     database,
     timed,
     timed_cpu,
@@ -94,7 +93,7 @@ def main() -> None:
                 ]
                 verify_args = ["verify", "--tracking-uri", uri, "-e", exp, "--format", "json"]
                 verify_cmd = [sys.executable, "-m", "hpohash", *verify_args, "--quiet"]
-                api_cmd = [sys.executable, "-c", VERIFY_API_SCRIPT, uri, exp]
+                api_cmd = [*verify_cmd, "--read-via", "api"]  # the same command through search_runs
                 verifies, apis, scans, fast_scans = [], [], [], []
                 for _ in range(args.repeat):
                     verifies.append(timed_cpu(verify_cmd, cwd=work))
