@@ -838,16 +838,12 @@ class Tracking:
 
     def latest_metric(self, run_ids: Sequence[str], key: str) -> dict[str, float]:
         """The latest value of metric ``key`` of each run that has it (as ``search_runs`` gives it);
-        by SQL, else (the SQL read failed since the scan) one ``get_run`` a run."""
+        by SQL, else (the SQL read failed since the scan) through ``runs_by_id``'s filtered scans."""
         ok, got = self._via_sql("latest_metric", run_ids, key)
         if ok:
             return cast(dict[str, float], got)
-        out: dict[str, float] = {}
-        for run_id in run_ids:
-            metrics = self.get_run(run_id).metrics
-            if key in metrics:
-                out[run_id] = metrics[key]
-        return out
+        runs = self.runs_by_id(run_ids)
+        return {rid: run.metrics[key] for rid, run in runs.items() if key in run.metrics}
 
     def get_run(self, run_id: str) -> RunRecord:
         """One run by id (used for a command's named runs, never per scanned run)."""
