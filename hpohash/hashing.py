@@ -331,37 +331,37 @@ class StudyHashes:
         seed-eval; each schema), every (anchor, schema) once with the first cause that names it.
 
         Distinct (anchor, schema) pairs make distinct trial keys, so at most one of them fits a stored
-        hash: trying them in any order finds the same one (``recognise_trial_hash``'s ``first``)."""
+        hash: trying them in any order finds the same one (``match_trial_hash``'s ``first``)."""
         out: dict[tuple[str, str], str] = {}
         for cause, anchor in self._anchors():
             for schema in TRIAL_KEY_SCHEMAS:
                 out.setdefault((anchor, schema), cause)
         return tuple((cause, anchor, schema) for (anchor, schema), cause in out.items())
 
-    def recognise_trial_hash(self, stored: str | None, hp: HP, *, first: int = 0) -> tuple[str, str | None] | None:
+    def recognise_trial_hash(self, stored: str | None, hp: HP) -> tuple[str, str | None] | None:
         """(cause, trial-key schema) of a stored trial hash; ``("unknown", None)`` when no formula fits.
 
-        The formulas are tried in order (``trial_formulas``) and the search stops at the first fit;
-        ``first``: the index of one to try before the others (the one that fitted the study's last
-        trial: a study's trials mostly share one, so most runs cost one hash, not up to twenty).
+        The formulas are tried in order (``trial_formulas``) and the search stops at the first fit.
         """
-        return self.match_trial_hash(stored, hp, first=first)[0]
+        return self.match_trial_hash(stored, hp)[0]
 
     def match_trial_hash(
         self, stored: str | None, hp: HP, *, first: int = 0
     ) -> tuple[tuple[str, str | None] | None, int]:
-        """``recognise_trial_hash`` and the index of the formula that fitted (``first`` if none did)."""
+        """``recognise_trial_hash`` and the index of the formula that fitted (``first`` if none did);
+        ``first``: the index of one to try before the others (the one that fitted the study's last
+        trial: a study's trials mostly share one, so most runs cost one hash, not up to twenty)."""
         if not stored:
             return None, first
         hp = canonical_hyperparameters(hp)
         formulas = self.trial_formulas
-        order = range(len(formulas))
+        order = list(range(len(formulas)))
         if 0 < first < len(formulas):
-            order = [first, *(i for i in order if i != first)]  # type: ignore[assignment]
+            order.insert(0, order.pop(first))
         for i in order:
-            _, anchor, schema = formulas[i]
+            cause, anchor, schema = formulas[i]
             if trial_key_hash(anchor, hp, schema=schema) == stored:
-                return (formulas[i][0], schema), i
+                return (cause, schema), i
         return (CAUSE_UNKNOWN, None), first
 
 

@@ -30,6 +30,7 @@ from hpohash.errors import ArgumentError, UsageError, literal
 from hpohash.records import Experiment, Keep, Reducer, RunRecord
 from hpohash.study import (
     MAX_CHILD_CONFIG_LOOKUPS,
+    MetricReader,
     Orphan,
     RawConfigs,
     Scope,
@@ -173,7 +174,7 @@ def _build_scope(
     model_override: str | None,
     progress: ProgressFn | None,
     skipped: int | None,
-    metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = None,
+    metric_reader: MetricReader | None = None,
 ) -> Scope:
     return build_scope(
         registry,
@@ -206,7 +207,7 @@ def build_scope(
     model_override: str | None = None,
     progress: ProgressFn | None = None,
     skipped: int | None = None,
-    metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = None,
+    metric_reader: MetricReader | None = None,
 ) -> Scope:
     """The study model from run records already read (no MLflow here: tests build scopes in memory).
 

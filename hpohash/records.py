@@ -88,9 +88,6 @@ class Keep:
     params: frozenset[str] | None = None
     metrics: frozenset[str] | None = None
 
-    def keeps_tag(self, key: str) -> bool:
-        return self.tags is None or key in self.tags or key.startswith(self.tag_prefixes)
-
 
 KEEP_ALL = Keep()
 EMPTY = Compact(MappingProxyType({}), ())

@@ -414,7 +414,8 @@ class SqlReader:
         return got[0] if got else None
 
     def _read_chunk(self, ids: list[str], keep: Keep) -> _Chunk:
-        """The rows of a chunk of runs: four queries (runs, kept tags, params, latest metrics)."""
+        """The rows of a chunk of runs: a query each for the runs, kept tags, params and (unless they
+        are left out: ``latest_metric``) latest metrics."""
         sa, runs = self.sa, self.runs
         rows = self._all(
             sa.select(
@@ -466,14 +467,9 @@ class SqlReader:
     def latest_metric(self, run_ids: Sequence[str], key: str) -> dict[str, float]:
         """The latest value of one metric of each run that has it (NaN where MLflow stored one)."""
         out: dict[str, float] = {}
-        table = self.metrics
         for start in range(0, len(run_ids), CHUNK):
-            chunk = list(run_ids[start : start + CHUNK])
-            stmt = self.sa.select(table.c.run_uuid, table.c.value, table.c.is_nan).where(
-                table.c.key == key, table.c.run_uuid.in_(chunk)
-            )
-            for rid, value, is_nan in self._all(stmt):
-                out[rid] = float("nan") if is_nan else float(value)
+            found = self._children(self.metrics, list(run_ids[start : start + CHUNK]), [key], nan=True)
+            out.update((rid, float(pairs[0][1])) for rid, pairs in found.items())
         return out
 
     def _children(

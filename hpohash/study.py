@@ -32,6 +32,8 @@ V2_SCHEMA_TAG = STUDY_KEY_V2_SCHEMA
 #: Children whose artifacts are tried when a parent logged no configs (refits first); bounded so a
 #: study without configs costs a few artifact listings, not one per trial.
 MAX_CHILD_CONFIG_LOOKUPS = 2
+#: reads one metric of the given runs: run id → its latest value, runs without it left out
+MetricReader = Callable[[Sequence[str], str], Mapping[str, float]]
 FOLDER_RE = re.compile(r"study-([0-9a-fA-F]{8})(?![0-9a-fA-F])")
 
 
@@ -80,7 +82,7 @@ class Study:
     #: where the objective metric of the trials is read when the scan kept no metrics (the SQL read:
     #: one metric of a study is read when it is ranked, not every metric of every run); None: the
     #: records carry their metrics
-    metric_reader: Callable[[Sequence[str], str], Mapping[str, float]] | None = field(default=None, repr=False)
+    metric_reader: MetricReader | None = field(default=None, repr=False)
     _scores: dict[str, Mapping[str, float]] = field(default_factory=dict, repr=False)
     _remembered: dict[Any, Any] = field(default_factory=dict, repr=False)
 
@@ -365,7 +367,7 @@ class _ScoreBatch:
     them is ranked; each study keeps its own trials' values until it is forgotten, so only a batch
     or two of values is alive while the studies are audited one after another."""
 
-    def __init__(self, reader: Callable[[Sequence[str], str], Mapping[str, float]], metric: str) -> None:
+    def __init__(self, reader: MetricReader, metric: str) -> None:
         self.reader, self.metric = reader, metric
         self.studies: list[Study] | None = []
 

@@ -91,7 +91,7 @@ class TagRegistry:
 
     def read(self, tags: Mapping[str, str], name: str) -> str | None:
         """The value of a logical tag: its key, else the first legacy key that is set."""
-        for key in self._lookups.get(name) or (self.keys[name],):  # KeyError for a name not registered
+        for key in self._lookups[name]:
             value = tags.get(key)
             if value is not None and value != "":
                 return value
