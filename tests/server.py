@@ -52,11 +52,34 @@ class MlflowServer:
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:
                     if resp.status == 200:
+                        self._warm_up()
                         return
             except OSError:
                 time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"mlflow server did not answer /health in {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def _warm_up(self) -> None:
+        """One search at a time, each on a new connection, until every worker has likely answered one.
+
+        MLflow 3.17's server imports ``mlflow.server.auth`` inside its first ``search_runs``; two
+        searches arriving at once at a worker that has not imported it yet can see the module half
+        made (``AttributeError: ... 'auth_config'``, a 500). The suite's clients retry nothing
+        (``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``; MLflow's default retries absorb it for users), so the
+        first parallel read of a test could fail on it. Sequential searches import it race-free; the
+        kernel hands connections to the workers at random, so 4 per worker miss one rarely."""
+        body = b'{"experiment_ids": ["0"], "max_results": 1}'
+        for _ in range(4 * self.workers):
+            request = urllib.request.Request(
+                f"{self.uri}/api/2.0/mlflow/runs/search",
+                data=body,
+                headers={"Content-Type": "application/json", "Connection": "close"},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=30) as resp:
+                    resp.read()
+            except OSError:
+                pass  # the warm-up only imports; a test reports any real failure itself
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
