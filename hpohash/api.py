@@ -110,29 +110,31 @@ def _warn(warn: WarnFn | None, lines: Sequence[str]) -> None:
 
 def _read(request: Request, progress: ProgressFn | None, warn: WarnFn | None) -> tuple[Any, Any]:
     """Open the store and read the request's scope, the same way for every command."""
-    from hpohash.loading import load_scope
-
     tracking = request.store.open()
     experiment_ids = request.experiment_ids
     if request.check_all and not request.names_experiments:
         experiment_ids = tuple(tracking.all_experiment_ids())
         if not experiment_ids:
             raise ArgumentError("{}: no experiments at " + literal(tracking.display_uri), "check_all")
-    scope = load_scope(
-        tracking,
-        request.registry,
-        experiment_names=request.experiments,
-        experiment_ids=experiment_ids,
-        parent_run_id=request.parent_run_id,
-        include_deleted=request.include_deleted,
-        config_dirs=request.config_dirs,
-        config_history=request.config_history,
-        config_rev=request.config_rev,
-        max_history_mib=request.max_history_mib,
-        model_override=request.model,
-        progress=progress,
-        since_ms=request.since_ms,
-    )
+    from hpohash.loading import load_scope
+
+    # the scope's records are long-lived: each full collection while they are built would walk them all
+    with gc_paused():
+        scope = load_scope(
+            tracking,
+            request.registry,
+            experiment_names=request.experiments,
+            experiment_ids=experiment_ids,
+            parent_run_id=request.parent_run_id,
+            include_deleted=request.include_deleted,
+            config_dirs=request.config_dirs,
+            config_history=request.config_history,
+            config_rev=request.config_rev,
+            max_history_mib=request.max_history_mib,
+            model_override=request.model,
+            progress=progress,
+            since_ms=request.since_ms,
+        )
     _warn(warn, scope.warnings)
     return tracking, scope
 

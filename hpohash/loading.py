@@ -30,6 +30,7 @@ from hpohash.errors import ArgumentError, UsageError, literal
 from hpohash.records import Experiment, Keep, Reducer, RunRecord
 from hpohash.study import (
     MAX_CHILD_CONFIG_LOOKUPS,
+    ConfigMemo,
     MetricReader,
     Orphan,
     RawConfigs,
@@ -249,10 +250,11 @@ def build_scope(
         s.schema_tag = registry.read(s.parent.tags, "key_schema_version")
 
     fetched = (map_fn or (lambda fn, items: [fn(x) for x in items]))(fetch, ordered)
+    memo = ConfigMemo()
     for i, (s, raw) in enumerate(zip(ordered, fetched, strict=True)):
         s.folder = study_folder(s.parent, registry)
         _resolve_model(s, registry, model_override)
-        _resolve_configs(s, raw, disk, registry)
+        _resolve_configs(s, raw, disk, registry, memo)
         if progress:
             progress("configs", i + 1, len(ordered))
     batch_scores(ordered)

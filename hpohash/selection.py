@@ -49,5 +49,14 @@ class Selection:
         return sel > ign
 
     def filter(self, findings: Iterable[Any]) -> list[Any]:
-        """The findings (objects with a ``code``) this selection keeps, in their order."""
-        return [f for f in findings if self.wants(f.code)]
+        """The findings (objects with a ``code``) this selection keeps, in their order (each code is
+        decided once: a large store has hundreds of thousands of findings and some thirty codes)."""
+        wanted: dict[str, bool] = {}
+        out = []
+        for f in findings:
+            keep = wanted.get(f.code)
+            if keep is None:
+                keep = wanted[f.code] = self.wants(f.code)
+            if keep:
+                out.append(f)
+        return out

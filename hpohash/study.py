@@ -240,10 +240,42 @@ class Scope:
 RawConfigs = list[tuple[str, dict[str, tuple[str, bytes] | cfg.ConfigError]]]
 
 
-def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | None, reg: TagRegistry) -> None:
+class ConfigMemo:
+    """Configs parsed, and study hashes computed, once per distinct content in one read: the studies of
+    a sweep mostly log the same files. The parsed configs are shared, as ``candidates`` shares a git
+    blob's, and never changed after parsing."""
+
+    def __init__(self) -> None:
+        self._parsed: dict[tuple[bool, bytes], dict[str, Any]] = {}
+        self._hashes: dict[Any, Any] = {}
+
+    def parse(self, where: str, data: bytes) -> dict[str, Any]:
+        """``parse_config(where, data)``; a malformed file raises every time, naming its own place."""
+        key = (where.lower().endswith(".json"), data)
+        found = self._parsed.get(key)
+        if found is None:
+            found = self._parsed[key] = cfg.parse_config(where, data)
+        return found
+
+    def hashes(self, key: Any, configs: cfg.ConfigSet, model: str) -> Any:
+        """``compute_study_hashes`` of ``configs`` and ``model``; ``key``: the files' contents."""
+        key = (key, model)
+        found = self._hashes.get(key)
+        if found is None:
+            found = self._hashes[key] = compute_study_hashes(
+                configs.data, configs.hpo, configs.train, model, benchmark=configs.benchmark
+            )
+        return found
+
+
+def _resolve_configs(
+    study: Study, raw: RawConfigs, disk: src.ConfigSources | None, reg: TagRegistry, memo: ConfigMemo | None = None
+) -> None:
     """Configs from the runs' artifacts; else the ``--config-dir`` candidate that reproduces the parent."""
     chosen: dict[str, dict[str, Any]] = {}
     sources: dict[str, str] = {}
+    contents: list[tuple[str, bool, bytes]] = []
+    parse = memo.parse if memo is not None else cfg.parse_config
     for name in cfg.NAMES:
         for run_id, files in raw:
             item = files.get(name)
@@ -255,8 +287,9 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
                 path, data = item
                 where = f"run {run_id} artifact {path}"
                 try:
-                    chosen[name] = cfg.parse_config(where, data)
+                    chosen[name] = parse(where, data)
                     sources[name] = where
+                    contents.append((name, where.lower().endswith(".json"), data))
                 except cfg.ConfigError as exc:
                     study.config_problems.append(ConfigProblem(run_id, exc.where, exc.reason))
             break
@@ -264,7 +297,12 @@ def _resolve_configs(study: Study, raw: RawConfigs, disk: src.ConfigSources | No
         return
     missing = [n for n in cfg.REQUIRED if n not in chosen]
     if not missing:
-        _use_configs(study, cfg.config_set(chosen, sources), src.Origin(sources))
+        configs = cfg.config_set(chosen, sources)
+        if memo is not None and study.model:
+            study.configs, study.config_origin = configs, src.Origin(sources)
+            study.config_hashes = memo.hashes(tuple(contents), configs, study.model)
+        else:
+            _use_configs(study, configs, src.Origin(sources))
         return
     if disk is None:
         study.config_missing = (
