@@ -155,9 +155,9 @@ def verify(
     from hpohash.audit import audit_per_study
 
     request = request_of(request, keywords)
-    _, scope = _read(request, progress, warn)
+    tracking, scope = _read(request, progress, warn)
     with gc_paused():
-        findings = request.selection.filter(audit_per_study(scope))
+        findings = request.selection.filter(audit_per_study(scope, tracking, release=True))
         return VerifyReport.from_scope(scope, findings)
 
 

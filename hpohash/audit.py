@@ -34,6 +34,22 @@ class Finding:
     cause: str | None = None
     fixable: bool = False
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # pickled as its fields (``forked`` sends a second process's findings): a frozen slotted
+        # dataclass's own state restore asks ``fields()`` per object, twice as slow to unpickle
+        return Finding, (
+            self.code,
+            self.severity,
+            self.run_id,
+            self.stage,
+            self.parent_run_id,
+            self.message,
+            self.expected,
+            self.actual,
+            self.cause,
+            self.fixable,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
@@ -118,22 +134,102 @@ def audit(scope: Scope, plan: Plan) -> list[Finding]:
     return out.items
 
 
-def audit_per_study(scope: Scope) -> list[Finding]:
+def audit_per_study(scope: Scope, tracking: Any = None, *, release: bool = False) -> list[Finding]:
     """``audit(scope, build_plan(scope))`` one study at a time: the same findings in the same order (the
     plan of a study depends on that study alone), but only one study's plan is alive at once; at
     100,000 legacy runs the whole plan is ~700,000 changes, more memory than the runs themselves.
-    Each study's per-run memos are dropped once it is audited (``Study.forget``)."""
+    Each study's per-run memos are dropped once it is audited (``Study.forget``).
+
+    With ``tracking`` (the store the scope was read from), a second process forked here audits the
+    first studies, about half the runs, while this one audits the rest (``hpohash.forked``): the same
+    findings in the same order, on two cores. If it fails, this process audits its studies too.
+
+    ``release`` (verify, whose scope is read once): each study's records become stubs once it is
+    audited (``Study.release``), so its findings take their memory; the scope is then not audited again.
+    """
+    from hpohash import forked
+
+    studies = scope.studies
+    runs = sum(1 + len(s.trials) + len(s.refits) for s in studies)
+    why = forked.why_not(runs) if tracking is not None else "no store"
+    cut = _first_half(studies, runs) if why is None else 0
+    if why is not None and tracking is not None and runs >= forked.MIN_RUNS:
+        tracking.say(f"audited in one process: {why}")
+    if not cut:
+        return _audit_studies(scope, studies, release) + _audit_orphans(scope)
+    theirs: list[Finding] = []
+    done = 0
+    with forked.forked(lambda: _audit_batches(scope, studies[:cut], release), prepare=tracking.forked) as child:
+        if child is None:
+            cut = 0
+        mine = _audit_studies(scope, studies[cut:], release) + _audit_orphans(scope)
+        for count, found in child.received() if child is not None else ():
+            theirs += found
+            if release:  # audited there, let go here as their findings arrive
+                for study in studies[done : done + count]:
+                    study.release(scope.index)
+            done += count
+    if child is not None and not child.ok:
+        tracking.say(f"the second process auditing {cut} studies failed after {done}: audited the rest here")
+        theirs += _audit_studies(scope, studies[done:cut], release)
+    elif child is not None:
+        tracking.say(f"audited {cut} of {len(studies)} studies in a second process")
+    return theirs + mine
+
+
+def _audit_batches(scope: Scope, studies: Sequence[Study], release: bool) -> Iterator[tuple[int, list[Finding]]]:
+    """(number of studies, their findings) per ~``BATCH_RUNS`` runs: what a second process sends."""
+    count, runs, found = 0, 0, []
+    for study in studies:
+        found += _audit_studies(scope, [study], release)
+        count += 1
+        runs += 1 + len(study.trials) + len(study.refits)
+        if runs >= BATCH_RUNS:
+            yield count, found
+            count, runs, found = 0, 0, []
+    if count:
+        yield count, found
+
+
+#: runs whose findings a second process sends at once (the parent frees their records as they arrive)
+BATCH_RUNS = 2000
+
+
+#: the share of the runs the second process audits (this one also audits the orphans and reads its result)
+CHILD_SHARE = 0.52
+
+
+def _first_half(studies: Sequence[Study], runs: int) -> int:
+    """How many leading studies hold about ``CHILD_SHARE`` of the runs (0: too few to split)."""
+    if len(studies) < 2:
+        return 0
+    want, seen = runs * CHILD_SHARE, 0
+    for i, s in enumerate(studies):
+        seen += 1 + len(s.trials) + len(s.refits)
+        if seen >= want:
+            return min(i + 1, len(studies) - 1)
+    return len(studies) - 1
+
+
+def _audit_studies(scope: Scope, studies: Sequence[Study], release: bool = False) -> list[Finding]:
     from dataclasses import replace
 
     from hpohash.plan import build_plan
 
     found: list[Finding] = []
-    for study in scope.studies:
+    for study in studies:
         one = replace(scope, studies=[study], orphans=[])
         found += audit(one, build_plan(one))
         study.forget()
-    found += audit(replace(scope, studies=[]), Plan((), ()))
+        if release:
+            study.release(scope.index)
     return found
+
+
+def _audit_orphans(scope: Scope) -> list[Finding]:
+    from dataclasses import replace
+
+    return audit(replace(scope, studies=[]), Plan((), ()))
 
 
 def _audit_study(scope: Scope, study: Study, out: _Collector) -> None:

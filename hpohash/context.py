@@ -1,4 +1,5 @@
-"""The state one library call carries: what it has written, the secrets it must not print, the GC pause.
+"""The state one library call carries: what it has written, the secrets it must not print, the GC pause,
+the second process.
 
 Plain data at the bottom of the house (no hpohash import): ``redact``, ``perf`` and ``writes`` read
 the call's context from here.
@@ -62,11 +63,14 @@ class Secrets:
 
 @dataclass
 class CallContext:
-    """One call's ledger, secrets and whether it may pause the garbage collector (see ``perf``)."""
+    """One call's ledger, secrets, whether it may pause the garbage collector (see ``perf``) and
+    whether it may fork a second process for part of its work (see ``forked``)."""
 
     ledger: WriteLedger = field(default_factory=WriteLedger)
     secrets: Secrets = field(default_factory=Secrets)
     pause_gc: bool = True
+    #: 0 auto (a second process where safe and the scope is large), 1 never, 2 wherever safe
+    processes: int = 0
 
 
 _CURRENT: ContextVar[CallContext | None] = ContextVar("hpohash_call", default=None)

@@ -187,7 +187,8 @@ def main(group: click.Group, argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if sys.stdout is None or sys.stderr is None:  # started with a descriptor closed (``hpohash verify >&-``)
         return _closed_stream()
-    ctx = CallContext()
+    processes = os.environ.get("HPOHASH_PROCESSES", "").strip()
+    ctx = CallContext(processes=int(processes) if processes in ("1", "2") else 0)  # anything else: auto
     redactor = Redactor(ctx.secrets)
     redactor.add_env_secrets(os.environ)
     for i, arg in enumerate(args):

@@ -79,6 +79,21 @@ class RunRecord:
         return self.name
 
 
+@dataclass(frozen=True, slots=True)
+class RunStub:
+    """What verify keeps of a run once its study is audited (``Study.release``): its id, experiment
+    and lifecycle, which the report and later studies' cross-study checks still read. The tags and
+    params are let go, so the findings take the records' place in memory."""
+
+    run_id: str
+    experiment_id: str
+    lifecycle_stage: str
+
+    @property
+    def deleted(self) -> bool:
+        return self.lifecycle_stage == "deleted"
+
+
 @dataclass(frozen=True)
 class Keep:
     """Which tags, params and metrics a scan keeps of each run (``None``: all of them)."""

@@ -186,6 +186,8 @@ class SqlReader:
         self.display_uri = display_uri
         self._engine = self._make_engine(uri, scheme, connect_timeout_s)
         self._conn = self._engine.connect()
+        self._reopen = lambda: self._make_engine(uri, scheme, connect_timeout_s)
+        self._inherited: list[Any] = []
         try:
             self.revision = self._check_schema()
         except BaseException:
@@ -254,6 +256,14 @@ class SqlReader:
     def close(self) -> None:
         self._conn.close()
         self._engine.dispose()
+
+    def forked(self) -> None:
+        """In a forked child (``hpohash.forked``): a connection of its own. The parent's is kept
+        referenced and never closed here: closing a PostgreSQL connection ends it for the parent too,
+        and SQLite forbids using a connection across a fork."""
+        self._inherited.append((self._engine, self._conn))
+        self._engine = self._reopen()
+        self._conn = self._engine.connect()
 
     def _all(self, stmt: Any) -> list[Any]:
         """Every row of one read as the driver's own tuples. The columns are untyped, so SQLAlchemy

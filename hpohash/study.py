@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from hpohash import configs as cfg
 from hpohash import sources as src
@@ -24,7 +24,7 @@ from hpohash.hashing import (
     trial_key_hash,
 )
 from hpohash.hyperparams import Recovered, recover_hyperparameters
-from hpohash.records import Experiment, RunRecord
+from hpohash.records import Experiment, RunRecord, RunStub
 from hpohash.tags import TagRegistry
 
 #: the parent schema tag of a v2 study hash (the v2 study key's own schema version)
@@ -148,6 +148,21 @@ class Study:
         self._trial_hashes.clear()
         self._scores.clear()
         self._remembered.clear()
+
+    def release(self, index: dict[str, Any]) -> None:
+        """Once verify has audited this study: its records become ``RunStub`` s, here and in the
+        scope's ``index`` (nothing reads their tags or params again; at 100,000 runs the records are
+        ~85 MiB, and the findings take their place)."""
+
+        def stub(run: RunRecord) -> RunRecord:
+            kept = RunStub(run.run_id, run.experiment_id, run.lifecycle_stage)
+            if index.get(run.run_id) is run:
+                index[run.run_id] = kept
+            return cast(RunRecord, kept)
+
+        self.parent = stub(self.parent)
+        self.trials = [stub(r) for r in self.trials]
+        self.refits = [stub(r) for r in self.refits]
 
     def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()`` once per study and ``key`` until ``forget`` (the planner and the audit both

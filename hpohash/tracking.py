@@ -36,6 +36,7 @@ from hpohash.capabilities import (
 )
 from hpohash.context import carried
 from hpohash.errors import BackendError, HpohashError, UsageError, missing_driver
+from hpohash.forked import ForkedChildError
 from hpohash.limits import read_bounded
 from hpohash.network import Endpoint, Watch, WatchedClient, read_artifact
 from hpohash.partitions import Split, read_parts, split_by_offsets, split_by_time
@@ -235,6 +236,8 @@ class Tracking:
         self._said: set[str] = set()
         #: how runs are read, and why (one line each; the CLI prints them under --verbose)
         self.notes: list[str] = []
+        #: in a second process forked by ``hpohash.forked`` (``forked``)
+        self._in_child = False
         self._sql: SqlReader | None = None if create else self._open_sql()
 
     @property
@@ -293,14 +296,31 @@ class Tracking:
     def _via_sql(self, method: str, *args: Any) -> tuple[bool, Any]:
         """(True, the SQL reader's answer), or (False, None) when MLflow is to answer instead."""
         if self._sql is None:
+            if self._in_child:
+                raise ForkedChildError(f"{method}: no SQL reader in the second process")
             return False, None
         try:
             return True, getattr(self._sql, method)(*args)
         except HpohashError:
             raise
         except Exception as exc:  # noqa: BLE001
+            if self._in_child:
+                raise
             self._sql_failed(exc)
             return False, None
+
+    def forked(self) -> None:
+        """In a process forked to audit part of the studies (``hpohash.forked``): the SQL reader gets a
+        connection of its own, and a read that fails there fails that process, never falling back to
+        MLflow: the parent then audits those studies itself, and says what it does."""
+        self._in_child = True
+        if self._sql is not None:
+            self._sql.forked()
+
+    def say(self, line: str) -> None:
+        """One ``--verbose`` line about how this command reads (kept in ``notes``)."""
+        if not self._in_child:
+            self._note(line)
 
     def _scan_sql(
         self,

@@ -1,0 +1,146 @@
+"""Part of one command's pure Python work in a forked second process, so it uses a second core.
+
+Why a process: after the read, verify's time is Python work per run (planning and auditing each study),
+and threads would share one interpreter lock. A forked child already holds the scope (copy-on-write),
+so nothing is sent to it; only its result comes back, pickled, through a pipe.
+
+The child is a helper, never the authority: if it cannot start, fails, dies or sends nothing readable,
+the parent does that share of the work itself, so the answer (and any error) is the one a single
+process gives. It never writes to stdout or stderr, runs no exit handler (``os._exit``), and is
+killed if the parent is interrupted.
+
+A fork is taken only where it is safe and pays: Linux, at least two usable cores, no other thread alive
+in the process (forking a threaded process can copy a held lock), and enough work
+(``MIN_RUNS``). ``CallContext.processes`` (``HPOHASH_PROCESSES`` on the command line) is 0 for that
+automatic choice, 1 for never, 2 for always where safe (the tests).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from hpohash.context import active
+
+
+class ForkedChildError(Exception):
+    """A second process met what only the parent may do (fall back to MLflow, say so): it stops, and
+    the parent does its share of the work."""
+
+
+#: runs below which a second process does not pay for its start (~5 ms) and the pickled result
+MIN_RUNS = 5000
+
+
+def why_not(runs: int) -> str | None:
+    """None when a child may be forked for work over ``runs`` runs; else why not (for ``--verbose``)."""
+    ctx = active()
+    wanted = ctx.processes if ctx is not None else 0
+    if wanted == 1:
+        return "one process asked for"
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return "forking is used on Linux only"
+    if len(os.sched_getaffinity(0)) < 2:
+        return "one usable core"
+    if threading.active_count() > 1:
+        return "other threads are running"
+    if wanted == 0 and runs < MIN_RUNS:
+        return f"{runs} runs (fewer than {MIN_RUNS})"
+    return None
+
+
+class Child:
+    """A forked child computing a sequence of values, received one by one (:meth:`received`)."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid, self._fd = pid, fd
+        #: after :meth:`received`: whether the child sent everything and ended well
+        self.ok = False
+
+    def received(self) -> Iterator[Any]:
+        """The child's values in order, each as it arrives (never the whole pickled result at once);
+        after a failure (nothing more to read, a truncated value, a bad exit) it ends early and
+        ``ok`` stays False: the caller then computes the rest itself."""
+        try:
+            with os.fdopen(self._fd, "rb") as pipe:
+                self._fd = -1  # closed with the file object
+                while True:
+                    value = pickle.load(pipe)
+                    if isinstance(value, str) and value == _END:
+                        break
+                    yield value
+        except Exception:  # noqa: BLE001 - a child that died or sent something unreadable has failed
+            self.stop()
+            return
+        self.ok = self._reap() == 0
+
+    def _reap(self) -> int:
+        if self.pid <= 0:
+            return -1
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0
+        return status
+
+    def stop(self) -> None:
+        """Kill and reap the child if it still runs (an interrupted parent leaves nothing behind)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self.pid > 0:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            self._reap()
+
+
+#: the last value a child sends: everything before it arrived
+_END = "hpohash.forked:end"
+
+
+@contextmanager
+def forked(work: Callable[[], Iterable[Any]], prepare: Callable[[], None] | None = None) -> Iterator[Child | None]:
+    """Start ``work()`` in a forked child (after ``prepare()`` there, e.g. a connection of its own) and
+    yield a :class:`Child` whose ``received()`` are the values ``work()`` returns, or ``None`` when the
+    fork failed. Leaving the block stops the child.
+
+    The child computes all its values before it sends any (sending blocks until the parent reads, and
+    the parent reads only once its own share is done), then pickles them one at a time."""
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        yield None
+        return
+    try:
+        pid = os.fork()
+    except OSError:  # out of processes or memory: the parent does the work
+        os.close(read_fd)
+        os.close(write_fd)
+        yield None
+        return
+    if pid == 0:  # the child: compute, send, and leave without running the parent's exit handlers
+        code = 1
+        try:
+            os.close(read_fd)
+            if prepare is not None:
+                prepare()
+            values = list(work())
+            with os.fdopen(write_fd, "wb") as pipe:
+                for value in values:
+                    pickle.dump(value, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(_END, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            code = 0
+        except BaseException:  # noqa: BLE001 - the parent redoes the work and meets the error itself
+            pass
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    child = Child(pid, read_fd)
+    try:
+        yield child
+    finally:
+        child.stop()

@@ -1,0 +1,153 @@
+"""verify's second process (hpohash/forked.py, ``audit_per_study``): the first studies audited in a forked
+child while the parent audits the rest. The contract is the one-process report, byte for byte, and
+whatever goes wrong in the child, the parent audits those studies itself. Every store here is real
+(SQLite in-process, a real ``mlflow server``); only the child's failures are forced."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from hpohash import forked
+from hpohash.context import CallContext, call_context
+from tests.builders import Builder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def legacy_store(b: Builder, studies: int = 4) -> str:
+    """Legacy and current studies, a link across studies, a deleted trial and an orphan: every kind of
+    finding the per-study split must keep in its place."""
+    exp, name = b.experiment("forked")
+    built = []
+    for i in range(studies):
+        s = b.study(exp, model="bert" if i % 2 else "resnet")
+        if i % 2 == 0:
+            b.make_legacy(s, link_refit=i == 2)
+        built.append(s)
+    b.set(built[-1].refit, code__refit__of_trial_run_id=built[0].trials[0])  # a link across studies
+    b.client.delete_run(built[1].trials[0])
+    b.run(exp, "stray", {"code.stage": "hpo", "mlflow.parentRunId": "gone", "code.hpo.trial_number": "1"})
+    return name
+
+
+def verify(uri: str, name: str, processes: str, patch: str = "") -> subprocess.CompletedProcess[str]:
+    """``hpohash --verbose verify … --format json`` as a process of its own: the suite's process may hold
+    threads other tests left (a second process is never forked beside other threads). ``patch``: Python
+    run first, to force a failure in the child."""
+    code = f"import sys\n{patch}\nfrom hpohash.cli import entry\nsys.argv[0] = 'hpohash'\nentry()"
+    args = ["verify", "--verbose", "--tracking-uri", uri, "-e", name, "--format", "json"]
+    env = {**os.environ, "HPOHASH_PROCESSES": processes, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=cwd)
+
+
+def test_two_processes_give_the_one_process_report_byte_for_byte(builder: Builder) -> None:
+    name = legacy_store(builder)
+    one = verify(builder.uri, name, "1")
+    # the child sends each study as it would a batch
+    two = verify(builder.uri, name, "2", patch="import hpohash.audit as a; a.BATCH_RUNS = 1")
+    assert one.returncode == two.returncode == 1, two.stderr
+    assert two.stdout == one.stdout
+    doc = json.loads(two.stdout)
+    assert len(doc["studies"]) == 4 and {f["code"] for f in doc["findings"]} >= {"HH110", "HH112", "HH150"}
+    assert "hpohash: audited 3 of 4 studies in a second process\n" in two.stderr
+    assert "second process" not in one.stderr
+
+
+def test_two_processes_over_http_give_the_one_process_report(http_builder: Builder) -> None:
+    name = legacy_store(http_builder, studies=3)
+    one = verify(http_builder.uri, name, "1")
+    two = verify(http_builder.uri, name, "2")
+    assert two.stdout == one.stdout and two.returncode == one.returncode == 1, two.stderr
+    assert "hpohash: audited 2 of 3 studies in a second process\n" in two.stderr
+
+
+def test_a_second_process_that_fails_at_once_leaves_its_studies_to_the_parent(builder: Builder) -> None:
+    name = legacy_store(builder)
+    one = verify(builder.uri, name, "1")
+    broken = (  # Tracking.forked runs in the child only
+        "import hpohash.tracking as t\n"
+        "def forked(self): raise RuntimeError('the child cannot start')\n"
+        "t.Tracking.forked = forked"
+    )
+    two = verify(builder.uri, name, "2", patch=broken)
+    assert two.stdout == one.stdout and two.returncode == 1, two.stderr
+    assert "hpohash: the second process auditing 3 studies failed after 0: audited the rest here\n" in two.stderr
+
+
+def test_a_second_process_dying_part_way_leaves_the_rest_to_the_parent(builder: Builder) -> None:
+    name = legacy_store(builder, studies=6)
+    one = verify(builder.uri, name, "1")
+    dies_after_two = (  # the parent never pickles: only the child meets this
+        "import os, pickle, hpohash.audit as a\n"
+        "a.BATCH_RUNS = 1\n"
+        "dump, sent = pickle.dump, []\n"
+        "def dies(value, pipe, protocol):\n"
+        "    if len(sent) == 2:\n"
+        "        pipe.flush(); os._exit(3)\n"
+        "    sent.append(value); dump(value, pipe, protocol=protocol)\n"
+        "pickle.dump = dies"
+    )
+    two = verify(builder.uri, name, "2", patch=dies_after_two)
+    assert two.stdout == one.stdout and two.returncode == 1, two.stderr
+    assert "hpohash: the second process auditing 4 studies failed after 2: audited the rest here\n" in two.stderr
+
+
+def test_a_failed_sql_read_in_the_second_process_never_falls_back_to_mlflow_there(builder: Builder) -> None:
+    """The objective metric is read during the audit; in the child a failed read fails the child (the
+    parent reads it by SQL itself), never a switch to MLflow that the parent would not know of."""
+    name = legacy_store(builder)
+    one = verify(builder.uri, name, "1")
+    unreadable = (
+        "import hpohash.sqlread as s\n"
+        "def fails(*args): raise OSError('disk I/O error')\n"
+        "def forked(self): self.latest_metric = fails\n"
+        "s.SqlReader.forked = forked"
+    )
+    two = verify(builder.uri, name, "2", patch=unreadable)
+    assert two.stdout == one.stdout and two.returncode == 1, two.stderr
+    assert "failed after 0: audited the rest here" in two.stderr
+    assert "search_runs" not in two.stderr  # the parent kept reading by SQL
+
+
+def test_an_interrupted_parent_leaves_no_child_behind() -> None:
+    with pytest.raises(KeyboardInterrupt), forked.forked(lambda: [time.sleep(60)]) as child:
+        assert child is not None
+        pid = child.pid
+        raise KeyboardInterrupt
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # killed and reaped: no zombie, nothing left running
+
+
+def test_values_arrive_one_by_one_and_a_signal_death_is_a_failure() -> None:
+    with forked.forked(lambda: [1, (2, "two"), None]) as child:
+        assert child is not None
+        assert list(child.received()) == [1, (2, "two"), None] and child.ok
+    with forked.forked(lambda: [os.kill(os.getpid(), signal.SIGKILL)]) as child:
+        assert child is not None
+        assert list(child.received()) == [] and not child.ok
+
+
+def test_when_no_second_process_is_forked(monkeypatch: pytest.MonkeyPatch) -> None:
+    with call_context(CallContext(processes=1)):
+        assert forked.why_not(10**6) == "one process asked for"
+    monkeypatch.setattr(forked.threading, "active_count", lambda: 1)  # other tests may leave threads behind
+    with call_context(CallContext(processes=0)):
+        monkeypatch.setattr(forked.os, "sched_getaffinity", lambda pid: {0, 1})
+        assert forked.why_not(forked.MIN_RUNS - 1) == f"{forked.MIN_RUNS - 1} runs (fewer than {forked.MIN_RUNS})"
+        assert forked.why_not(forked.MIN_RUNS) is None
+        monkeypatch.setattr(forked.os, "sched_getaffinity", lambda pid: {0})
+        assert forked.why_not(forked.MIN_RUNS) == "one usable core"
+    with call_context(CallContext(processes=2)):
+        monkeypatch.setattr(forked.os, "sched_getaffinity", lambda pid: {0, 1})
+        monkeypatch.setattr(forked.threading, "active_count", lambda: 2)
+        assert forked.why_not(1) == "other threads are running"
