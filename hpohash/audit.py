@@ -74,6 +74,10 @@ class FindingDicts(Sequence[dict[str, Any]]):
     def __init__(self, items: Sequence[Finding]) -> None:
         self._items = items
 
+    def findings(self) -> Sequence[Finding]:
+        """The findings themselves (the JSON renderer encodes them without making the dicts)."""
+        return self._items
+
     def __len__(self) -> int:
         return len(self._items)
 

@@ -9,9 +9,13 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import hpohash
+from hpohash.audit import Finding
 from hpohash.render import BackfillContext, VerifyContext, by_run
+from hpohash.render.json_ import encode_findings
 from tests.builders import Builder
 
 VERIFY_FORMATS = ("table", "json_", "markdown", "github", "junit")
@@ -94,3 +98,30 @@ def test_by_run_keeps_first_seen_order() -> None:
     rows = [("b", 1), ("a", 2), ("b", 3)]
     assert by_run(rows, lambda r: r[0]) == {"b": [("b", 1), ("b", 3)], "a": [("a", 2)]}
     assert list(by_run(rows, lambda r: r[0])) == ["b", "a"]
+
+
+finding_text = st.none() | st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
+
+
+@given(
+    st.lists(
+        st.builds(
+            Finding,
+            code=st.sampled_from(["HH110", "HH112", "HH150"]),
+            severity=st.sampled_from(["error", "warning"]),
+            run_id=st.text(max_size=34),
+            stage=st.sampled_from(["parent", "trial", "refit"]),
+            parent_run_id=finding_text,
+            message=st.text(alphabet=st.characters(codec="utf-8"), max_size=80),
+            expected=finding_text,
+            actual=finding_text,
+            cause=finding_text,
+            fixable=st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+def test_findings_are_encoded_as_json_dumps_encodes_their_dicts(findings: list[Finding]) -> None:
+    """The JSON renderer writes findings without making their dicts: the same bytes, every character
+    (quotes, backslashes, control characters, non-ASCII as is), keys in ``as_dict``'s order."""
+    assert encode_findings(findings) == json.dumps([f.as_dict() for f in findings], ensure_ascii=False)[1:-1]

@@ -53,10 +53,38 @@ def _finite(obj: Any) -> Any:
 STREAM_CHUNK = 2000
 
 
+class _Encoded(dict[Any, str]):
+    """Each distinct value's JSON, made once (a finding's strings mostly repeat: code, stage, parent,
+    message)."""
+
+    def __missing__(self, value: Any) -> str:
+        text = self[value] = _encode_str(value) if type(value) is str else _dumps(value)
+        return text
+
+
+_encode_str = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes a str as
+
+
+def encode_findings(findings: Sequence[Any]) -> str:
+    """``json.dumps([f.as_dict() for f in findings], ensure_ascii=False)[1:-1]``, the same bytes, without
+    the dicts (at 100,000 runs, 199,000 findings: a sixth of verify's time went to them)."""
+    e = _Encoded({None: "null"})
+    tf = {id(True): "true", id(False): "false"}  # by identity: 1 and 0 are no booleans
+    return ", ".join(
+        [
+            f'{{"code": {e[f.code]}, "severity": {e[f.severity]}, "run_id": {e[f.run_id]}, "stage": {e[f.stage]}, '
+            f'"parent_run_id": {e[f.parent_run_id]}, "message": {e[f.message]}, "expected": {e[f.expected]}, '
+            f'"actual": {e[f.actual]}, "cause": {e[f.cause]}, "fixable": {tf.get(id(f.fixable)) or _dumps(f.fixable)}}}'
+            for f in findings
+        ]
+    )
+
+
 def to_json_streaming(obj: dict[str, Any], last_key: str, *, pretty: bool = False) -> Iterator[str]:
     """``to_json`` with the list under ``obj``'s last key made a chunk at a time (same bytes): the
     findings of a 100,000-run store are never one string, nor a list of dicts, in memory."""
     items = obj[last_key]
+    findings = items.findings() if hasattr(items, "findings") else None  # ``FindingDicts``
     if pretty or list(obj)[-1] != last_key:
         yield to_json(obj, pretty=pretty)
         return
@@ -64,6 +92,13 @@ def to_json_streaming(obj: dict[str, Any], last_key: str, *, pretty: bool = Fals
     assert head.endswith("[]}")
     yield head[:-2]
     # a batch of items is one encoder call: "[a, b]" is "[" + a + ", " + b + "]" for every item
+    if findings is not None:
+        sep = ""
+        for start in range(0, len(findings), STREAM_CHUNK):
+            yield sep + encode_findings(findings[start : start + STREAM_CHUNK])
+            sep = ", "
+        yield "]}\n"
+        return
     batch: list[Any] = []
     sep = ""
     for item in items:
