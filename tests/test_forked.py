@@ -71,52 +71,50 @@ def test_two_processes_over_http_give_the_one_process_report(http_builder: Build
     assert "hpohash: audited 2 of 3 studies in a second process\n" in two.stderr
 
 
-def test_a_second_process_that_fails_at_once_leaves_its_studies_to_the_parent(builder: Builder) -> None:
-    name = legacy_store(builder)
+#: Python run before the CLI, to fail the child in one way; the parent never calls what is patched
+BROKEN_START = (  # Tracking.forked runs in the child only
+    "import hpohash.tracking as t\n"
+    "def forked(self): raise RuntimeError('the child cannot start')\n"
+    "t.Tracking.forked = forked"
+)
+DIES_AFTER_TWO_BATCHES = (  # the parent never pickles
+    "import os, pickle, hpohash.audit as a\n"
+    "a.BATCH_RUNS = 1\n"
+    "dump, sent = pickle.dump, []\n"
+    "def dies(value, pipe, protocol):\n"
+    "    if len(sent) == 2:\n"
+    "        pipe.flush(); os._exit(3)\n"
+    "    sent.append(value); dump(value, pipe, protocol=protocol)\n"
+    "pickle.dump = dies"
+)
+SQL_READ_FAILS = (  # the objective metric is read by SQL during the audit
+    "import hpohash.sqlread as s\n"
+    "def fails(*args): raise OSError('disk I/O error')\n"
+    "def forked(self): self.latest_metric = fails\n"
+    "s.SqlReader.forked = forked"
+)
+
+
+@pytest.mark.parametrize(
+    ("studies", "patch", "said"),
+    [
+        (4, BROKEN_START, "the second process auditing 3 studies failed after 0: audited the rest here"),
+        (6, DIES_AFTER_TWO_BATCHES, "the second process auditing 4 studies failed after 2: audited the rest here"),
+        (4, SQL_READ_FAILS, "the second process auditing 3 studies failed after 0: audited the rest here"),
+    ],
+    ids=["fails-at-start", "dies-part-way", "sql-read-fails"],
+)
+def test_whatever_the_second_process_fails_the_parent_audits_what_it_did_not_send(
+    builder: Builder, studies: int, patch: str, said: str
+) -> None:
+    """The report is the one-process report; a failed SQL read in the child never switches the command
+    to MLflow (the parent, which the child cannot tell, keeps reading by SQL)."""
+    name = legacy_store(builder, studies=studies)
     one = verify(builder.uri, name, "1")
-    broken = (  # Tracking.forked runs in the child only
-        "import hpohash.tracking as t\n"
-        "def forked(self): raise RuntimeError('the child cannot start')\n"
-        "t.Tracking.forked = forked"
-    )
-    two = verify(builder.uri, name, "2", patch=broken)
+    two = verify(builder.uri, name, "2", patch=patch)
     assert two.stdout == one.stdout and two.returncode == 1, two.stderr
-    assert "hpohash: the second process auditing 3 studies failed after 0: audited the rest here\n" in two.stderr
-
-
-def test_a_second_process_dying_part_way_leaves_the_rest_to_the_parent(builder: Builder) -> None:
-    name = legacy_store(builder, studies=6)
-    one = verify(builder.uri, name, "1")
-    dies_after_two = (  # the parent never pickles: only the child meets this
-        "import os, pickle, hpohash.audit as a\n"
-        "a.BATCH_RUNS = 1\n"
-        "dump, sent = pickle.dump, []\n"
-        "def dies(value, pipe, protocol):\n"
-        "    if len(sent) == 2:\n"
-        "        pipe.flush(); os._exit(3)\n"
-        "    sent.append(value); dump(value, pipe, protocol=protocol)\n"
-        "pickle.dump = dies"
-    )
-    two = verify(builder.uri, name, "2", patch=dies_after_two)
-    assert two.stdout == one.stdout and two.returncode == 1, two.stderr
-    assert "hpohash: the second process auditing 4 studies failed after 2: audited the rest here\n" in two.stderr
-
-
-def test_a_failed_sql_read_in_the_second_process_never_falls_back_to_mlflow_there(builder: Builder) -> None:
-    """The objective metric is read during the audit; in the child a failed read fails the child (the
-    parent reads it by SQL itself), never a switch to MLflow that the parent would not know of."""
-    name = legacy_store(builder)
-    one = verify(builder.uri, name, "1")
-    unreadable = (
-        "import hpohash.sqlread as s\n"
-        "def fails(*args): raise OSError('disk I/O error')\n"
-        "def forked(self): self.latest_metric = fails\n"
-        "s.SqlReader.forked = forked"
-    )
-    two = verify(builder.uri, name, "2", patch=unreadable)
-    assert two.stdout == one.stdout and two.returncode == 1, two.stderr
-    assert "failed after 0: audited the rest here" in two.stderr
-    assert "search_runs" not in two.stderr  # the parent kept reading by SQL
+    assert f"hpohash: {said}\n" in two.stderr
+    assert "search_runs" not in two.stderr
 
 
 def test_an_interrupted_parent_leaves_no_child_behind() -> None:
