@@ -162,7 +162,9 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, backend: str):
             pytest.skip(why)
         cluster = PostgresCluster()
         cluster.start()
-    server = MlflowServer(tmp_path_factory.mktemp(f"server-{backend}"), cluster.uri if cluster else None)
+    # one worker: the server's warm-up search then imports what MLflow 3.17 imports inside its first
+    # search_runs in the only worker there is, before any test sends two at once (tests/server.py)
+    server = MlflowServer(tmp_path_factory.mktemp(f"server-{backend}"), cluster.uri if cluster else None, workers=1)
     try:
         server.start()
         yield server

@@ -66,8 +66,10 @@ class MlflowServer:
         searches arriving at once at a worker that has not imported it yet can see the module half
         made (``AttributeError: ... 'auth_config'``, a 500). The suite's clients retry nothing
         (``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``; MLflow's default retries absorb it for users), so the
-        first parallel read of a test could fail on it. Sequential searches import it race-free; the
-        kernel hands connections to the workers at random, so 4 per worker miss one rarely."""
+        first parallel read of a test could fail on it. Sequential searches import it race-free. With
+        several workers the kernel hands connections to them unevenly, so a worker can miss every
+        warm-up search (the suite met that twice in CI); the suite's servers therefore run one worker
+        (tests/conftest.py), where the first of these searches is certain to import it."""
         body = b'{"experiment_ids": ["0"], "max_results": 1}'
         for _ in range(4 * self.workers):
             request = urllib.request.Request(
