@@ -7,7 +7,8 @@ tag the finding is about, so verify and backfill can never disagree.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 from hpohash.hashing import CAUSE_V1, CAUSE_V2
@@ -37,18 +38,7 @@ class Finding:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # pickled as its fields (``forked`` sends a second process's findings): a frozen slotted
         # dataclass's own state restore asks ``fields()`` per object, twice as slow to unpickle
-        return Finding, (
-            self.code,
-            self.severity,
-            self.run_id,
-            self.stage,
-            self.parent_run_id,
-            self.message,
-            self.expected,
-            self.actual,
-            self.cause,
-            self.fixable,
-        )
+        return Finding, _finding_fields(self)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +53,10 @@ class Finding:
             "cause": self.cause,
             "fixable": self.fixable,
         }
+
+
+#: a finding's fields in order, as one tuple (``Finding.__reduce__``)
+_finding_fields = attrgetter(*(f.name for f in fields(Finding)))
 
 
 class FindingDicts(Sequence[dict[str, Any]]):
@@ -154,7 +148,7 @@ def audit_per_study(scope: Scope, tracking: Any = None, *, release: bool = False
     from hpohash import forked
 
     studies = scope.studies
-    runs = sum(1 + len(s.trials) + len(s.refits) for s in studies)
+    runs = sum(map(_runs_of, studies))
     why = forked.why_not(runs) if tracking is not None else "no store"
     cut = _first_half(studies, runs) if why is None else 0
     if why is not None and tracking is not None and runs >= forked.MIN_RUNS:
@@ -187,7 +181,7 @@ def _audit_batches(scope: Scope, studies: Sequence[Study], release: bool) -> Ite
     for study in studies:
         found += _audit_studies(scope, [study], release)
         count += 1
-        runs += 1 + len(study.trials) + len(study.refits)
+        runs += _runs_of(study)
         if runs >= BATCH_RUNS:
             yield count, found
             count, runs, found = 0, 0, []
@@ -203,13 +197,18 @@ BATCH_RUNS = 2000
 CHILD_SHARE = 0.52
 
 
+def _runs_of(study: Study) -> int:
+    """The runs a study holds: its parent, trials and refits (what the split balances)."""
+    return 1 + len(study.trials) + len(study.refits)
+
+
 def _first_half(studies: Sequence[Study], runs: int) -> int:
     """How many leading studies hold about ``CHILD_SHARE`` of the runs (0: too few to split)."""
     if len(studies) < 2:
         return 0
     want, seen = runs * CHILD_SHARE, 0
     for i, s in enumerate(studies):
-        seen += 1 + len(s.trials) + len(s.refits)
+        seen += _runs_of(s)
         if seen >= want:
             return min(i + 1, len(studies) - 1)
     return len(studies) - 1

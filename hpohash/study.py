@@ -312,12 +312,7 @@ def _resolve_configs(
         return
     missing = [n for n in cfg.REQUIRED if n not in chosen]
     if not missing:
-        configs = cfg.config_set(chosen, sources)
-        if memo is not None and study.model:
-            study.configs, study.config_origin = configs, src.Origin(sources)
-            study.config_hashes = memo.hashes(tuple(contents), configs, study.model)
-        else:
-            _use_configs(study, configs, src.Origin(sources))
+        _use_configs(study, cfg.config_set(chosen, sources), src.Origin(sources), memo, tuple(contents))
         return
     if disk is None:
         study.config_missing = (
@@ -360,12 +355,19 @@ def _resolve_configs(
     study.config_origin = origin
 
 
-def _use_configs(study: Study, configs: cfg.ConfigSet, origin: src.Origin) -> None:
+def _use_configs(
+    study: Study, configs: cfg.ConfigSet, origin: src.Origin, memo: ConfigMemo | None = None, contents: Any = None
+) -> None:
+    """The study's configs, and its hashes (with ``memo``: once per ``contents``, the files' bytes)."""
     study.configs = configs
     study.config_origin = origin
     if study.model:
-        study.config_hashes = compute_study_hashes(
-            configs.data, configs.hpo, configs.train, study.model, benchmark=configs.benchmark
+        study.config_hashes = (
+            memo.hashes(contents, configs, study.model)
+            if memo is not None
+            else compute_study_hashes(
+                configs.data, configs.hpo, configs.train, study.model, benchmark=configs.benchmark
+            )
         )
 
 

@@ -654,8 +654,14 @@ class Tracking:
     ) -> tuple[list[Callable[[], Iterator[RunRecord]]], Callable[[RunRecord], Any] | None]:
         """``search`` as readers of parts the server reads at once, and the key merging them (None:
         handed on one after another, newest first): start-time parts (``_plan_parts``), or experiment
-        groups where the server refuses ``start_time`` (``_plan_experiment_parts``)."""
-        if self._refuses_start_time(search):
+        groups where the server refuses ``start_time`` (``_plan_experiment_parts``); one scan where a
+        split is not worth deciding: asked for none, a local store (one reader, nothing to overlap), or
+        (auto) pages too small to tell."""
+        asked = self.settings.scan_parts
+        size = min(PAGE_SIZE, self.capabilities.page_size)
+        if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
+            return [_part_reader(self, search, None, include_deleted, on_page, reducer)], None
+        if not self._accepts("start_time", search.experiment_ids, Clause("start_time", ">=", value=0)):
             first, groups = self._plan_experiment_parts(search, include_deleted)
             if groups:
                 readers = [_part_reader(self, part, None, include_deleted, on_page, reducer) for part in groups]
@@ -668,14 +674,6 @@ class Tracking:
             _part_reader(self, search, None, include_deleted, on_page, reducer, head),
             *(_part_reader(self, part, None, include_deleted, on_page, reducer) for part in parts),
         ], None
-
-    def _refuses_start_time(self, search: Search) -> bool:
-        """A split is worth deciding, and the backend does not take ``start_time`` filters (tried once)."""
-        asked = self.settings.scan_parts
-        size = min(PAGE_SIZE, self.capabilities.page_size)
-        if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
-            return False
-        return not self._accepts("start_time", search.experiment_ids, Clause("start_time", ">=", value=0))
 
     def _plan_experiment_parts(self, search: Search, include_deleted: bool) -> tuple[Any, list[Search]]:
         """Where ``start_time`` is refused: (the scan's first page if read, one search per group of
@@ -730,15 +728,12 @@ class Tracking:
         """(the scan's first page if read, the runs of it kept, the searches of the parts after it);
         no parts: one scan, from that first page when it was read (``hpohash.partitions``).
 
-        Only over the network (a local store has one reader: nothing to overlap), where the backend
-        takes ``start_time`` filters, and where the runs warrant it. The scan's own first page is
-        read first: a scan of one page costs nothing more. Its runs newer than its last are all the
-        runs that new (the order is ``start_time DESC``), so they are kept as the first part; the
-        rest (``start_time`` up to the last's) is split by ``_split``."""
-        asked = self.settings.scan_parts
+        Where ``_part_readers`` found a split worth deciding and the backend takes ``start_time``
+        filters, and where the runs warrant it. The scan's own first page is read first: a scan of one
+        page costs nothing more. Its runs newer than its last are all the runs that new (the order is
+        ``start_time DESC``), so they are kept as the first part; the rest (``start_time`` up to the
+        last's) is split by ``_split``."""
         size = min(PAGE_SIZE, self.capabilities.page_size)
-        if asked == 1 or not self.remote or (asked == 0 and size < partitions.AUTO_RUNS_PER_PART):
-            return None, None, []
         first = self._search_page(search, include_deleted, size, None)
         times = [run.info.start_time for run in first]
         if not first.token or not times or None in times:  # one page; or runs no start-time range holds
