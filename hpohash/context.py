@@ -37,6 +37,9 @@ class WriteLedger:
     runs_written: int = 0
     tags_written: int = 0
     in_flight: set[str] = field(default_factory=set)
+    #: Ctrl-C was pressed (the CLI notes it): no further write starts, even where Python dropped the
+    #: ``KeyboardInterrupt`` itself (raised inside a weakref callback, it is only printed)
+    interrupted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def interrupted_message(self) -> str:

@@ -237,7 +237,52 @@ def _interrupted(ctx: CallContext) -> int:
     return EXIT_INTERRUPTED
 
 
+@contextmanager
+def _ctrl_c_noted(ctx: CallContext) -> Iterator[list[int]]:
+    """Ctrl-C raises ``KeyboardInterrupt`` as Python's own handler does, and is also noted: Python drops
+    an exception raised inside a weakref callback or ``__del__`` ("Exception ignored"), so a Ctrl-C
+    that lands there would otherwise be lost and the command run on as if never interrupted. Left
+    alone where SIGINT is not Python's default (ignored in a background job, or a caller's handler).
+    The call's ledger is marked too, so a backfill starts no further write either way."""
+    import signal
+
+    received: list[int] = []
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler or not _main_thread():
+        yield received
+        return
+
+    def noted(signum: int, frame: Any) -> None:
+        received.append(signum)
+        ctx.ledger.interrupted = True  # ``writes`` starts no further write
+        raise KeyboardInterrupt
+
+    def unraisable(item: Any) -> None:  # the dropped Ctrl-C is noted: no "Exception ignored" traceback
+        if not (received and issubclass(item.exc_type, KeyboardInterrupt)):
+            previous_hook(item)
+
+    previous_hook = sys.unraisablehook
+    signal.signal(signal.SIGINT, noted)
+    sys.unraisablehook = unraisable
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = previous_hook
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()  # where a signal handler can be set
+
+
 def _run(group: click.Group, args: list[str], ctx: CallContext) -> int:
+    with _ctrl_c_noted(ctx) as ctrl_c:
+        code = _run_command(group, args, ctx)
+    return _interrupted(ctx) if ctrl_c and code != EXIT_INTERRUPTED else code
+
+
+def _run_command(group: click.Group, args: list[str], ctx: CallContext) -> int:
     from hpohash.tracking import configure_process
 
     configure_process()

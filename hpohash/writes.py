@@ -169,6 +169,8 @@ def write_runs(
     total = len(runs)
 
     def one(item: tuple[str, Sequence[TagWrite]]) -> None:
+        if ledger.interrupted:  # a Ctrl-C Python dropped still stops the writes not yet started
+            raise KeyboardInterrupt
         run_id, writes = item
         with lock:
             abandon = state["consecutive"] >= MAX_CONSECUTIVE_BACKEND_FAILURES

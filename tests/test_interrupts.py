@@ -119,3 +119,38 @@ def test_sigkill_mid_apply(run_cli, store: Builder, tmp_path: Path) -> None:
     done = _interrupt(store, name, journal, signal.SIGKILL, tmp_path)
     assert done.returncode == -signal.SIGKILL
     _finish_and_undo(run_cli, store, exp, name, journal, tmp_path, before)
+
+
+def test_a_ctrl_c_python_drops_in_a_weakref_callback_still_ends_the_command_as_interrupted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Python drops a ``KeyboardInterrupt`` raised inside a weakref callback ("Exception ignored"); the
+    command line notes every Ctrl-C, so the command still exits 130 saying what was written (CI met a
+    backfill that ran on to the end and exited 0 after one)."""
+    import signal
+    import weakref
+
+    import click
+
+    from hpohash.edge import main
+
+    @click.group()
+    def group() -> None:
+        pass
+
+    @group.command()
+    def work() -> None:
+        class Target:
+            pass
+
+        target = Target()
+        weakref.finalize(target, signal.raise_signal, signal.SIGINT)  # Ctrl-C inside the callback
+        del target
+        click.echo("went on")
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    code = main(group, ["work"])
+    out, err = capsys.readouterr()
+    assert code == 130
+    assert err == "hpohash: interrupted: nothing written\n"  # the dropped exception is not printed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back as it was
