@@ -105,6 +105,9 @@ class Keep:
 
 
 KEEP_ALL = Keep()
+#: one run as ``Reducer.fields`` gives it: run id, experiment id, name, artifact URI (or root), derived,
+#: lifecycle stage, status, start time, then keys and values of its tags, params and metrics
+Fields = tuple[Any, ...]
 EMPTY = Compact(MappingProxyType({}), ())
 
 
@@ -120,15 +123,23 @@ class Reducer:
         self.keep = keep
         self._strings: dict[str, str] = {}
         self._indexes: dict[tuple[str, ...], Mapping[str, int]] = {}
+        self._keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def _s(self, value: str) -> str:
         return self._strings.setdefault(value, value)
 
-    def _compact(self, pairs: Iterable[tuple[str, Any]], *, strings: bool) -> Compact:
+    def _sorted(self, pairs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """A run's (keys, values), sorted by key; the keys tuple is the one shared by every run with
+        those keys (so a marshalled chunk carries it once)."""
         items = sorted(pairs)
-        if not items:  # one empty mapping for every run (a SQL scan keeps no metrics: 144 bytes a run)
-            return EMPTY
+        if not items:
+            return (), ()
         keys, values = zip(*items, strict=True)
+        return self._keys.setdefault(keys, keys), values
+
+    def _compact(self, keys: tuple[str, ...], values: Sequence[Any], *, strings: bool) -> Compact:
+        if not keys:  # one empty mapping for every run (a SQL scan keeps no metrics: 144 bytes a run)
+            return EMPTY
         index = self._indexes.get(keys)
         if index is None:
             index = self._indexes[keys] = MappingProxyType({self._s(k): i for i, k in enumerate(keys)})
@@ -151,7 +162,12 @@ class Reducer:
             metrics=data.metrics.items(),
         )
 
-    def from_fields(
+    def from_fields(self, **fields: Any) -> RunRecord:
+        """One run from its raw fields, whoever read them (MLflow's entities, a direct SQL read), so
+        every reader keeps the same keys and shares strings and key indexes the same way."""
+        return self.make(self.fields(**fields))
+
+    def fields(
         self,
         *,
         run_id: str,
@@ -164,9 +180,9 @@ class Reducer:
         tags: Iterable[tuple[str, str]],
         params: Iterable[tuple[str, str]],
         metrics: Iterable[tuple[str, float]],
-    ) -> RunRecord:
-        """One run from its raw fields, whoever read them (MLflow's entities, a direct SQL read), so
-        every reader keeps the same keys and shares strings and key indexes the same way."""
+    ) -> Fields:
+        """The first half of ``from_fields``: the kept keys, sorted and split from their values, as plain
+        tuples ``marshal`` can carry (a second process reading part of a SQL scan sends these)."""
         keep = self.keep
         if keep.tags is not None:
             wanted, prefixes = keep.tags, keep.tag_prefixes
@@ -177,18 +193,34 @@ class Reducer:
             metrics = [(k, v) for k, v in metrics if k in keep.metrics]
         uri, suffix = artifact_uri or "", f"/{run_id}/artifacts"
         derived = uri.endswith(suffix)
+        return (
+            run_id,
+            self._s(experiment_id),
+            name or "",
+            self._s(uri[: -len(suffix)]) if derived else uri,
+            derived,
+            self._s(lifecycle_stage),
+            self._s(status),
+            int(start_time or 0),
+            *self._sorted(tags),
+            *self._sorted(params),
+            *self._sorted(metrics),
+        )
+
+    def make(self, f: Fields) -> RunRecord:
+        """The second half of ``from_fields``: the record, its strings and key indexes shared."""
         return RunRecord(
-            run_id=run_id,
-            experiment_id=self._s(experiment_id),
-            name=name or "",
-            _artifact=self._s(uri[: -len(suffix)]) if derived else uri,
-            _artifact_derived=derived,
-            lifecycle_stage=self._s(lifecycle_stage),
-            status=self._s(status),
-            start_time=int(start_time or 0),
-            tags=self._compact(tags, strings=True),
-            params=self._compact(params, strings=True),
-            metrics=self._compact(metrics, strings=False),
+            run_id=f[0],
+            experiment_id=self._s(f[1]),
+            name=f[2],
+            _artifact=self._s(f[3]) if f[4] else f[3],
+            _artifact_derived=f[4],
+            lifecycle_stage=self._s(f[5]),
+            status=self._s(f[6]),
+            start_time=f[7],
+            tags=self._compact(f[8], f[9], strings=True),
+            params=self._compact(f[10], f[11], strings=True),
+            metrics=self._compact(f[12], f[13], strings=False),
         )
 
 

@@ -338,7 +338,7 @@ class Tracking:
 
         done: set[str] = set()
         try:
-            for run in sql.scan(experiment_ids, filter_string=text, **kw):
+            for run in sql.scan(experiment_ids, filter_string=text, say=self.say, **kw):
                 done.add(run.run_id)
                 yield run
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,6 +115,57 @@ def test_whatever_the_second_process_fails_the_parent_audits_what_it_did_not_sen
     two = verify(builder.uri, name, "2", patch=patch)
     assert two.stdout == one.stdout and two.returncode == 1, two.stderr
     assert f"hpohash: {said}\n" in two.stderr
+    assert "search_runs" not in two.stderr
+
+
+#: chunks of three runs, so a small store's SQL scan is read in many chunks, every other one by a child
+SMALL_CHUNKS = "import hpohash.sqlread as s\ns.CHUNK = 3\n"
+READER_DIES = SMALL_CHUNKS + (  # the parent never marshals
+    "import os, marshal\n"
+    "dump, sent = marshal.dump, []\n"
+    "def dies(value, pipe, version):\n"
+    "    if len(sent) == 2:\n"
+    "        pipe.flush(); os._exit(3)\n"
+    "    sent.append(value); dump(value, pipe, version)\n"
+    "marshal.dump = dies"
+)
+READER_READ_FAILS = SMALL_CHUNKS + (  # SqlReader.forked runs in the children only
+    "def fails(*args): raise OSError('disk I/O error')\n"
+    "def forked(self): self._read_chunk = fails\n"
+    "s.SqlReader.forked = forked"
+)
+READ_IN_CHILD = re.compile(r"hpohash: read (\d+) of (\d+) chunks of runs in a second process\n")
+
+
+def test_a_second_process_reads_every_other_chunk_of_a_sql_scan(builder: Builder) -> None:
+    name = legacy_store(builder)
+    one = verify(builder.uri, name, "1", patch=SMALL_CHUNKS)
+    two = verify(builder.uri, name, "2", patch=SMALL_CHUNKS)
+    assert two.stdout == one.stdout and two.returncode == one.returncode == 1, two.stderr
+    found = READ_IN_CHILD.search(two.stderr)
+    assert found is not None, two.stderr
+    assert (int(found.group(1)), int(found.group(2))) == (3, 7)  # the store's HPO runs: 7 chunks of 3
+    assert "second process" not in one.stderr
+
+
+@pytest.mark.parametrize(
+    ("patch", "said"),
+    [
+        (READER_DIES, r"the second process reading runs stopped after 2 of \d+ chunks: read the rest here"),
+        (READER_READ_FAILS, r"the second process reading runs stopped after 0 of \d+ chunks: read the rest here"),
+    ],
+    ids=["dies-part-way", "read-fails"],
+)
+def test_whatever_the_reading_process_fails_the_parent_reads_what_it_did_not_send(
+    builder: Builder, patch: str, said: str
+) -> None:
+    """The report is the one-process report, and the parent goes on reading by SQL (the failure was
+    the child's)."""
+    name = legacy_store(builder)
+    one = verify(builder.uri, name, "1", patch=SMALL_CHUNKS)
+    two = verify(builder.uri, name, "2", patch=patch)
+    assert two.stdout == one.stdout and two.returncode == 1, two.stderr
+    assert re.search(f"hpohash: {said}\n", two.stderr), two.stderr
     assert "search_runs" not in two.stderr
 
 
