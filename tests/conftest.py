@@ -162,8 +162,8 @@ def _serve(tmp_path_factory: pytest.TempPathFactory, backend: str):
             pytest.skip(why)
         cluster = PostgresCluster()
         cluster.start()
-    # one worker: the server's warm-up search then imports what MLflow 3.17 imports inside its first
-    # search_runs in the only worker there is, before any test sends two at once (tests/server.py)
+    # one worker is enough for the suite (a worker answers requests on threads); MLflow 3.17's
+    # half-made-module 500 is stopped by the server's own sitecustomize (tests/server.py, _site)
     server = MlflowServer(tmp_path_factory.mktemp(f"server-{backend}"), cluster.uri if cluster else None, workers=1)
     try:
         server.start()

@@ -41,6 +41,7 @@ class MlflowServer:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]  # fmt: skip
         env = dict(os.environ, MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._site()), env.get("PYTHONPATH")) if p)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -59,17 +60,25 @@ class MlflowServer:
         self.stop()
         raise RuntimeError(f"mlflow server did not answer /health in {timeout}s: {self.log.read_text()[-2000:]}")
 
-    def _warm_up(self) -> None:
-        """One search at a time, each on a new connection, until every worker has likely answered one.
+    def _site(self) -> Path:
+        """A ``sitecustomize`` for the server's processes that makes ``import mlflow.server.auth`` fail
+        at once, as it fails anyway without Flask-WTF (not installed with mlflow).
 
-        MLflow 3.17's server imports ``mlflow.server.auth`` inside its first ``search_runs``; two
-        searches arriving at once at a worker that has not imported it yet can see the module half
-        made (``AttributeError: ... 'auth_config'``, a 500). The suite's clients retry nothing
-        (``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``; MLflow's default retries absorb it for users), so the
-        first parallel read of a test could fail on it. Sequential searches import it race-free. With
-        several workers the kernel hands connections to them unevenly, so a worker can miss every
-        warm-up search (the suite met that twice in CI); the suite's servers therefore run one worker
-        (tests/conftest.py), where the first of these searches is certain to import it."""
+        MLflow 3.17's ``search_runs`` handler imports that module on every request and skips the
+        permission filter on ImportError. Without Flask-WTF the import fails after running part of the
+        module (~5 ms), so it is tried again by every search, and a search arriving meanwhile sees the
+        module half made: ``AttributeError: ... 'auth_config'``, a 500. MLflow's default retries absorb
+        that for users; the suite's clients retry nothing (``MLFLOW_HTTP_REQUEST_MAX_RETRIES=0``), so a
+        test reading pages in parallel failed on it now and then (CI, three times), even after a
+        warm-up. ``None`` in ``sys.modules`` is the same ImportError, without the half-made module."""
+        site = self.workdir / "server-site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text('import sys\nsys.modules["mlflow.server.auth"] = None\n')
+        return site
+
+    def _warm_up(self) -> None:
+        """One search at a time, each on a new connection, before a test sends any: the first search of
+        a worker imports the handlers' other modules, one at a time."""
         body = b'{"experiment_ids": ["0"], "max_results": 1}'
         for _ in range(4 * self.workers):
             request = urllib.request.Request(
