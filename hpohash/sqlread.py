@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -440,7 +441,8 @@ class SqlReader:
         runs = self.runs
         ordered = self.sa.select(runs.c.run_uuid).where(*where).order_by(runs.c.start_time.desc(), runs.c.run_uuid)
         ids = [row[0] for row in self._all(ordered)]
-        chunks = [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+        chunks: list[list[str] | None] = [ids[start : start + CHUNK] for start in range(0, len(ids), CHUNK)]
+        del ids  # each chunk's ids are let go once it is read (``_chunk_fields``)
         with gc_paused():
             for fields in self._chunk_fields(chunks, reducer, say):
                 records = [reducer.make(f) for f in fields]
@@ -452,7 +454,7 @@ class SqlReader:
                 del records
 
     def _chunk_fields(
-        self, chunks: list[list[str]], reducer: Reducer, say: Callable[[str], None] | None
+        self, chunks: list[list[str] | None], reducer: Reducer, say: Callable[[str], None] | None
     ) -> Iterator[list[Fields]]:
         """Each chunk's runs as ``Reducer.fields``, in order.
 
@@ -464,31 +466,33 @@ class SqlReader:
         """
         from hpohash import forked
 
-        why = forked.why_not(sum(map(len, chunks))) if len(chunks) > 1 else "one chunk"
-        if why is not None:
-            for chunk in chunks:
-                yield self._fields(chunk, reducer)
-            return
-        theirs = chunks[1::2]
-        got = 0
-        with forked.forked(
-            lambda: (self._fields(chunk, reducer) for chunk in theirs), prepare=self.forked, stream=True, codec=marshal
-        ) as child:
+        runs = sum(len(chunk or ()) for chunk in chunks)
+        why = forked.why_not(runs) if len(chunks) > 1 else "one chunk"
+        theirs = [chunk or [] for chunk in chunks[1::2]] if why is None else []
+        got, sent = 0, len(theirs)
+        reader = lambda: (self._fields(chunk, reducer) for chunk in theirs)  # noqa: E731 - run in the child
+        started = forked.forked(reader, prepare=self.forked, stream=True, codec=marshal) if theirs else nullcontext()
+        with started as child:
+            # the child has its own copy of the lists: here each chunk's ids are let go once it is read,
+            # so the records' run ids (a copy from the child's) are the only ones left at the scan's end
+            theirs.clear()
             received = child.received() if child is not None else iter(())
             for i, chunk in enumerate(chunks):
+                chunks[i] = None
                 fields = next(received, None) if i % 2 else None
                 if fields is None:
-                    fields = self._fields(chunk, reducer)
+                    fields = self._fields(chunk or [], reducer)
                 else:
                     got += 1
+                del chunk
                 yield fields
             for _ in received:  # the end mark: the child is reaped, and ``ok`` says how it ended
                 pass
-        if say is not None:
+        if say is not None and sent:
             if child is not None and child.ok:
                 say(f"read {got} of {len(chunks)} chunks of runs in a second process")
             else:
-                say(f"the second process reading runs stopped after {got} of {len(theirs)} chunks: read the rest here")
+                say(f"the second process reading runs stopped after {got} of {sent} chunks: read the rest here")
 
     def _fields(self, chunk: list[str], reducer: Reducer) -> list[Fields]:
         """One chunk of runs read and reduced to ``Reducer.fields``."""
