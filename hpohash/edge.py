@@ -337,4 +337,23 @@ def entry(group: click.Group) -> None:
         from hpohash.render import silence_stdout
 
         silence_stdout()  # what is left in the buffer goes nowhere, instead of a second error at exit
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    """End the process without freeing every object one by one: after verify of 30,000 runs that
+    teardown took 0.13–0.20 s and changes nothing outside (mypy ends the same way). The exit handlers
+    still run and both streams are flushed; with another thread alive, the ordinary exit waits for it."""
+    import atexit
+    import threading
+
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # as at an ordinary exit: what no longer fits is lost, quietly
+            pass
+    os._exit(code)

@@ -18,6 +18,7 @@ automatic choice, 1 for never, 2 for always where safe (the tests).
 from __future__ import annotations
 
 import fcntl
+import marshal
 import os
 import pickle
 import signal
@@ -99,6 +100,33 @@ class Child:
             self._reap()
 
 
+class Framed:
+    """``marshal`` with each value sent whole behind its length. ``marshal.load`` from a file asks the
+    file for every object it decodes: a chunk of 500 runs took 12 ms to load that way, 1.6 ms to decode
+    from memory (``loads``), so the parent spent more time receiving a chunk than making its records."""
+
+    version = marshal.version
+
+    @staticmethod
+    def dump(value: Any, file: Any, version: int) -> None:
+        data = marshal.dumps(value, version)
+        file.write(len(data).to_bytes(8, "little"))
+        file.write(data)
+
+    @staticmethod
+    def load(file: Any) -> Any:
+        head = file.read(8)
+        size = int.from_bytes(head, "little")
+        data = file.read(size) if len(head) == 8 else b""
+        if len(data) != size or len(head) != 8:
+            raise EOFError("a value cut short: the child stopped while sending it")
+        return marshal.loads(data)
+
+
+#: ``codec`` for plain tuples of strings and numbers (``marshal``, framed)
+MARSHAL = Framed()
+
+
 #: bytes buffered on each end of the pipe (and the pipe's own size when streaming)
 PIPE_BUFFER = 1 << 20
 #: the last value a child sends: everything before it arrived
@@ -120,7 +148,7 @@ def forked(
     By default the child computes all its values before it sends any (sending blocks until the parent
     reads, and the audit's parent reads only once its own share is done), then pickles them one at a
     time. With ``stream`` it sends each value as it is made, for a parent that reads along (the SQL
-    scan's). ``codec``: ``pickle``, or ``marshal`` for plain tuples of strings and numbers (faster)."""
+    scan's). ``codec``: ``pickle``, or ``MARSHAL`` for plain tuples of strings and numbers (faster)."""
     try:
         read_fd, write_fd = os.pipe()
     except OSError:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import marshal
 import os
 import re
 import sqlite3
@@ -468,7 +467,9 @@ class SqlReader:
         theirs = [chunk or [] for chunk in chunks[1::2]] if why is None else []
         got, sent = 0, len(theirs)
         reader = lambda: (self._fields(chunk, reducer) for chunk in theirs)  # noqa: E731 - run in the child
-        started = forked.forked(reader, prepare=self.forked, stream=True, codec=marshal) if theirs else nullcontext()
+        started = (
+            forked.forked(reader, prepare=self.forked, stream=True, codec=forked.MARSHAL) if theirs else nullcontext()
+        )
         with started as child:
             # the child has its own copy of the lists: here each chunk's ids are let go once it is read,
             # so the records' run ids (a copy from the child's) are the only ones left at the scan's end

@@ -59,6 +59,27 @@ def test_a_closed_stdout_is_exit_2_with_the_os_reason(sqlite_uri: str) -> None:
     assert p.stderr == "hpohash: error: cannot write to stdout: Bad file descriptor\n"
 
 
+def test_the_process_ends_with_its_exit_code_whole_output_and_exit_handlers(builder: Builder) -> None:
+    """``edge._exit`` skips freeing the heap, not the exit handlers, the buffered output or the code."""
+    exp, name = builder.experiment()
+    builder.make_legacy(builder.study(exp))
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write('handler ran\\n'))\n"
+        "from hpohash.cli import entry\n"
+        "entry()\n"
+    )
+    args = ["verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"]
+    p = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.endswith("handler ran\n"), p.stderr
+    doc = json.loads(p.stdout)  # all of it: nothing left in a buffer
+    assert doc["summary"]["errors"] > 0
+    ok = subprocess.run([sys.executable, "-c", script, "rules", "HH120"], capture_output=True, text=True, timeout=120)
+    assert (ok.returncode, ok.stderr) == (0, "handler ran\n")
+    assert "HH120" in ok.stdout
+
+
 def test_an_out_of_range_experiment_id_is_a_usage_error(run_cli, sqlite_uri: str) -> None:
     r = run_cli(["verify", "--tracking-uri", sqlite_uri, "--experiment-id", "9" * 23])
     assert_one_error_line(r, 2, f"--experiment-id {'9' * 23}: out of range")

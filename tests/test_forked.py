@@ -5,6 +5,7 @@ whatever goes wrong in the child, the parent audits those studies itself. Every 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -120,14 +121,14 @@ def test_whatever_the_second_process_fails_the_parent_audits_what_it_did_not_sen
 
 #: chunks of three runs, so a small store's SQL scan is read in many chunks, every other one by a child
 SMALL_CHUNKS = "import hpohash.sqlread as s\ns.CHUNK = 3\n"
-READER_DIES = SMALL_CHUNKS + (  # the parent never marshals
-    "import os, marshal\n"
-    "dump, sent = marshal.dump, []\n"
+READER_DIES = SMALL_CHUNKS + (  # the parent never sends
+    "import os, hpohash.forked as f\n"
+    "dump, sent = f.Framed.dump, []\n"
     "def dies(value, pipe, version):\n"
     "    if len(sent) == 2:\n"
-    "        pipe.flush(); os._exit(3)\n"
+    "        pipe.write(b'\\x40' + bytes(7) + b'cut'); pipe.flush(); os._exit(3)\n"
     "    sent.append(value); dump(value, pipe, version)\n"
-    "marshal.dump = dies"
+    "f.Framed.dump = staticmethod(dies)"
 )
 READER_READ_FAILS = SMALL_CHUNKS + (  # SqlReader.forked runs in the children only
     "def fails(*args): raise OSError('disk I/O error')\n"
@@ -167,6 +168,19 @@ def test_whatever_the_reading_process_fails_the_parent_reads_what_it_did_not_sen
     assert two.stdout == one.stdout and two.returncode == 1, two.stderr
     assert re.search(f"hpohash: {said}\n", two.stderr), two.stderr
     assert "search_runs" not in two.stderr
+
+
+def test_a_framed_value_is_read_whole_or_not_at_all() -> None:
+    """``MARSHAL`` sends each value behind its length: one cut short (a child dying while it sends) is
+    an error, never a value decoded from part of the bytes."""
+    pipe = io.BytesIO()
+    value = [("run", "1", ("k",), ("v",), 1.5), ("run2", None, (), (), 0)]
+    forked.MARSHAL.dump(value, pipe, forked.MARSHAL.version)
+    whole = pipe.getvalue()
+    assert forked.MARSHAL.load(io.BytesIO(whole)) == value
+    for cut in (0, 3, 8, len(whole) - 1):
+        with pytest.raises(EOFError):
+            forked.MARSHAL.load(io.BytesIO(whole[:cut]))
 
 
 def test_an_interrupted_parent_leaves_no_child_behind() -> None:
