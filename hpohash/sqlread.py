@@ -19,6 +19,7 @@ import importlib.util
 import os
 import re
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from hpohash.errors import UsageError
-from hpohash.limits import read_bounded
 from hpohash.perf import collect_young, gc_paused
 from hpohash.records import Experiment, Fields, Keep, Reducer, RunRecord
 
@@ -688,7 +688,13 @@ class LocalArtifacts:
             raise ArtifactRefused("Invalid path", "INVALID_PARAMETER_VALUE")
         source = os.path.join(self.artifact_dir, os.path.normpath(remote_file_path))
         self._within(source)
+        rel = os.path.relpath(source, self.artifact_dir)
         if not os.path.exists(source):
-            rel = os.path.relpath(source, self.artifact_dir)
             raise ArtifactRefused(f"No such artifact: '{rel}'", "RESOURCE_DOES_NOT_EXIST")
-        return read_bounded(source, limit)
+        # opened without blocking: a FIFO in the artifact directory would wait for a writer forever
+        # (no deadline bounds a local read); anything but a regular file is refused
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ArtifactRefused(f"Not a regular file: '{rel}'", "INVALID_PARAMETER_VALUE")
+            return fh.read(limit + 1)

@@ -11,6 +11,8 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -601,6 +603,28 @@ def test_config_dir_symlinked_out_of_the_artifact_root_is_hh141(run_cli, builder
     doc = json.loads(r.out)
     assert [(f["code"], f["run_id"], f["stage"]) for f in doc["findings"]] == [("HH141", bad.parent, "parent")]
     assert "cannot list the config/ artifacts: Invalid path" in doc["findings"][0]["message"]
+    assert good.parent in {st["parent_run_id"] for st in doc["studies"]}
+
+
+def test_a_fifo_among_the_config_artifacts_is_hh141_not_a_hang(builder: Builder) -> None:
+    """A local artifact is read in place with no deadline: a FIFO (or any file that is not a regular one)
+    is refused for that study at once, never waited on for a writer."""
+    exp, name = builder.experiment()
+    bad = builder.study(exp)
+    good = builder.study(exp)
+    config = Path(builder.client.get_run(bad.parent).info.artifact_uri.removeprefix("file://")) / "config"
+    (config / "train.yaml").unlink()
+    os.mkfifo(config / "train.yaml")
+    p = subprocess.run(
+        [sys.executable, "-m", "hpohash", "verify", "--tracking-uri", builder.uri, "-e", name, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 1, p.stderr
+    doc = json.loads(p.stdout)
+    assert [(f["code"], f["run_id"]) for f in doc["findings"]] == [("HH141", bad.parent)]
+    assert "Not a regular file: 'config/train.yaml'" in doc["findings"][0]["message"]
     assert good.parent in {st["parent_run_id"] for st in doc["studies"]}
 
 
