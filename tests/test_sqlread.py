@@ -330,3 +330,25 @@ print("RESULT", codes, "mlflow" in sys.modules, file=sys.stderr)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.stderr.strip().splitlines()[-1] == "RESULT [0, 1] False", proc.stderr  # diff: the trials differ
+
+
+@pytest.mark.parametrize(
+    ("uri", "directory"),
+    [
+        ("file:///tmp/a%20b/caf%C3%A9/artifacts", "/tmp/a b/café/artifacts"),
+        ("file:///x/%2F/y", "/x///y"),
+        ("/plain/path/artifacts", "/plain/path/artifacts"),
+        ("s3://bucket/x", None),
+        ("file://otherhost/x", None),
+    ],
+)
+def test_a_local_artifact_uri_becomes_the_directory_mlflow_reads(uri: str, directory: str | None) -> None:
+    """As MLflow (``url2pathname``, unquoting on POSIX), without importing ``urllib.request``."""
+    from urllib.request import url2pathname
+
+    from hpohash.sqlread import LocalArtifacts
+
+    found = LocalArtifacts.for_uri(uri)
+    assert (found.artifact_dir if found else None) == directory
+    if directory is not None:
+        assert directory == url2pathname(uri.removeprefix("file://"))
