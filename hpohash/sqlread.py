@@ -694,7 +694,10 @@ class LocalArtifacts:
         # opened without blocking: a FIFO in the artifact directory would wait for a writer forever
         # (no deadline bounds a local read); anything but a regular file is refused
         fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with open(fd, "rb") as fh:
+        try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise ArtifactRefused(f"Not a regular file: '{rel}'", "INVALID_PARAMETER_VALUE")
-            return fh.read(limit + 1)
+            with open(fd, "rb", closefd=False) as fh:
+                return fh.read(limit + 1)
+        finally:
+            os.close(fd)
