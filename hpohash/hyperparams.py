@@ -6,7 +6,7 @@ become the int 16 when the search space lists ints, and ``"True"`` the bool True
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,46 +53,91 @@ def _choices(spec: Mapping[str, Any]) -> list[Any]:
 
 def recover_value(text: str, spec: Any) -> tuple[Any, bool]:
     """(typed value, fits) for one param string under its search-space entry."""
-    kind = str(spec.get("type", "")).lower() if isinstance(spec, Mapping) else ""
-    if kind in FLOAT_TYPES:
+    return _converter(spec)(text)
+
+
+def _as_float(text: str) -> tuple[Any, bool]:
+    try:
+        return float(text), True
+    except ValueError:
+        return parse_untyped(text), False
+
+
+def _as_int(text: str) -> tuple[Any, bool]:
+    try:
+        return int(text), True
+    except ValueError:
         try:
-            return float(text), True
+            as_float = float(text)
         except ValueError:
             return parse_untyped(text), False
-    if kind in INT_TYPES:
-        try:
-            return int(text), True
-        except ValueError:
-            try:
-                as_float = float(text)
-            except ValueError:
-                return parse_untyped(text), False
-            if as_float.is_integer():
-                return int(as_float), True
-            return as_float, False
-    if kind in CHOICE_TYPES:
-        for option in _choices(spec):
-            if str(option) == text:
-                return option, True
-        return parse_untyped(text), False
+        if as_float.is_integer():
+            return int(as_float), True
+        return as_float, False
+
+
+def _untyped(text: str) -> tuple[Any, bool]:
     return parse_untyped(text), True
+
+
+def _converter(spec: Any) -> Callable[[str], tuple[Any, bool]]:
+    """How one search-space entry turns a param string into (typed value, fits)."""
+    kind = str(spec.get("type", "")).lower() if isinstance(spec, Mapping) else ""
+    if kind in FLOAT_TYPES:
+        return _as_float
+    if kind in INT_TYPES:
+        return _as_int
+    if kind in CHOICE_TYPES:
+        options: dict[str, Any] = {}
+        for option in _choices(spec):
+            options.setdefault(str(option), option)  # the first option written that way, as a scan finds it
+
+        def as_choice(text: str) -> tuple[Any, bool]:
+            if text in options:
+                return options[text], True
+            return parse_untyped(text), False
+
+        return as_choice
+    return _untyped
+
+
+class SearchSpace:
+    """A search space read once for every trial of a study: which entry is a float, an int or a choice
+    (and each choice's options as strings) is decided here, not again for each param of each run."""
+
+    __slots__ = ("_entries", "_empty")
+
+    def __init__(self, search_space: Any) -> None:
+        space = search_space if isinstance(search_space, Mapping) else {}
+        self._empty = not space
+        self._entries = tuple(
+            (name, _converter(spec)) for name, spec in space.items() if name not in EXCLUDED_HYPERPARAMETERS
+        )
+
+    def recover(self, params: Mapping[str, str]) -> Recovered:
+        """Typed hyperparameters of a trial: search-space params only (all params if the space is empty)."""
+        values: dict[str, Any] = {}
+        if self._empty:
+            for name, text in params.items():
+                if name not in EXCLUDED_HYPERPARAMETERS:
+                    values[name] = parse_untyped(text)
+            return Recovered(values=values)
+        mismatches: list[str] = []
+        get = params.get
+        for name, convert in self._entries:
+            text = get(name, _ABSENT)
+            if text is _ABSENT:
+                continue
+            value, fits = convert(text)
+            values[name] = value
+            if not fits:
+                mismatches.append(name)
+        return Recovered(values=values, mismatches=tuple(mismatches))
+
+
+_ABSENT: Any = object()
 
 
 def recover_hyperparameters(params: Mapping[str, str], search_space: Any) -> Recovered:
     """Typed hyperparameters of a trial: search-space params only (all params if the space is empty)."""
-    space = search_space if isinstance(search_space, Mapping) else {}
-    values: dict[str, Any] = {}
-    mismatches: list[str] = []
-    if space:
-        for name, spec in space.items():
-            if name in EXCLUDED_HYPERPARAMETERS or name not in params:
-                continue
-            value, fits = recover_value(params[name], spec)
-            values[name] = value
-            if not fits:
-                mismatches.append(name)
-    else:
-        for name, text in params.items():
-            if name not in EXCLUDED_HYPERPARAMETERS:
-                values[name] = parse_untyped(text)
-    return Recovered(values=values, mismatches=tuple(mismatches))
+    return SearchSpace(search_space).recover(params)

@@ -23,7 +23,7 @@ from hpohash.hashing import (
     compute_study_hashes,
     trial_key_hash,
 )
-from hpohash.hyperparams import Recovered, recover_hyperparameters
+from hpohash.hyperparams import Recovered, SearchSpace
 from hpohash.records import Experiment, RunRecord, RunStub
 from hpohash.tags import TagRegistry
 
@@ -132,7 +132,8 @@ class Study:
         if rec is None:
             if run.run_id == self.parent.run_id:
                 return Recovered({})
-            rec = self.hyperparameters[run.run_id] = recover_hyperparameters(run.params, self.search_space)
+            space = self.remember(SearchSpace, lambda: SearchSpace(self.search_space))
+            rec = self.hyperparameters[run.run_id] = space.recover(run.params)
         return rec
 
     def hp(self, run: RunRecord) -> dict[str, Any]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from hpohash.hyperparams import parse_untyped, recover_hyperparameters
+from collections.abc import Mapping
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hpohash.hashing import EXCLUDED_HYPERPARAMETERS
+from hpohash.hyperparams import Recovered, SearchSpace, parse_untyped, recover_hyperparameters, recover_value
 
 SPACE = {
     "backbone": {"type": "choice", "values": ["distilbert"]},
@@ -50,3 +57,46 @@ def test_parse_untyped_order() -> None:
     assert parse_untyped("1e-05") == 1e-05
     assert parse_untyped("TRUE") is True
     assert parse_untyped("abc") == "abc"
+
+
+def test_a_choice_written_twice_the_same_way_recovers_the_first_option() -> None:
+    space = {"units": {"type": "choice", "values": [1, "1", True, "True"]}}
+    assert recover_hyperparameters({"units": "1"}, space).values["units"] == 1
+    assert type(recover_hyperparameters({"units": "1"}, space).values["units"]) is int
+    assert recover_hyperparameters({"units": "True"}, space).values["units"] is True
+
+
+def _one_by_one(params: Mapping[str, str], space: Any) -> Recovered:
+    """The recovery spelled out param by param through ``recover_value`` (the oracle of the compiled space)."""
+    if not isinstance(space, Mapping) or not space:
+        return recover_hyperparameters(params, {})
+    values, mismatches = {}, []
+    for name, spec in space.items():
+        if name in EXCLUDED_HYPERPARAMETERS or name not in params:
+            continue
+        values[name], fits = recover_value(params[name], spec)
+        if not fits:
+            mismatches.append(name)
+    return Recovered(values, tuple(mismatches))
+
+
+_TEXTS = st.sampled_from(["16", "16.0", "2.5", "1e-05", "True", "false", "adamw", "", " 8 ", "nan", "-0", "inf"])
+_OPTIONS = st.lists(st.one_of(st.integers(-3, 20), st.booleans(), st.floats(allow_nan=False), _TEXTS), max_size=5)
+_SPECS = st.one_of(
+    st.builds(lambda kind: {"type": kind}, st.sampled_from(["uniform", "LogUniform", "int", "qrandint", "weird", ""])),
+    st.builds(lambda kind, opts: {"type": kind, "values": opts}, st.sampled_from(["choice", "categorical"]), _OPTIONS),
+    st.builds(lambda opts: {"type": "choice", "options": opts}, _OPTIONS),
+    st.none(),
+    st.integers(),
+)
+_NAMES = st.sampled_from(["lr", "batch_size", "dropout", "backbone", "trial_number", "units"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_NAMES, _SPECS, max_size=5), st.dictionaries(_NAMES, _TEXTS, max_size=6))
+def test_a_search_space_read_once_recovers_each_trial_as_each_entry_would(space: dict, params: dict) -> None:
+    compiled = SearchSpace(space)
+    for _ in range(2):  # the same space, reused for another trial, answers the same
+        got = compiled.recover(params)
+        want = _one_by_one(params, space)
+        assert repr(got.values) == repr(want.values) and got.mismatches == want.mismatches
