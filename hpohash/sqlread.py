@@ -656,11 +656,16 @@ class LocalArtifacts:
             return cls(_url2pathname(artifact_uri))
         return None
 
+    @functools.cached_property
+    def _base(self) -> str:
+        """The artifact directory with its links resolved, once per run (every listing and read checks
+        against it)."""
+        return os.path.realpath(self.artifact_dir)
+
     def _within(self, path: str) -> None:
-        base = Path(self.artifact_dir).resolve()
-        target = Path(path)
-        real = target.resolve() if target.is_symlink() or target.exists() else target.parent.resolve() / target.name
-        if not real.is_relative_to(base):
+        """``path``, its links resolved, is the artifact directory or inside it (MLflow's check)."""
+        real, base = os.path.realpath(path), self._base
+        if real != base and not real.startswith(base.rstrip(os.sep) + os.sep):
             raise ArtifactRefused(INVALID_PATH, "INVALID_PARAMETER_VALUE")
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
@@ -671,13 +676,13 @@ class LocalArtifacts:
         if not os.path.isdir(list_dir):
             return []
         infos = []
-        for name in os.listdir(list_dir):
-            full = os.path.join(list_dir, name)
-            rel = os.path.relpath(full, self.artifact_dir)
-            if os.path.isdir(full):
-                infos.append(FileInfo(rel, True, None))
-            else:
-                infos.append(FileInfo(rel, False, os.path.getsize(full)))
+        with os.scandir(list_dir) as entries:
+            for entry in entries:  # is_dir and stat follow links, as os.path.isdir and getsize do
+                rel = os.path.relpath(entry.path, self.artifact_dir)
+                if entry.is_dir():
+                    infos.append(FileInfo(rel, True, None))
+                else:
+                    infos.append(FileInfo(rel, False, entry.stat().st_size))
         return sorted(infos, key=lambda f: f.path)
 
     def read_bounded(self, remote_file_path: str, limit: int) -> bytes:
@@ -688,15 +693,15 @@ class LocalArtifacts:
             raise ArtifactRefused("Invalid path", "INVALID_PARAMETER_VALUE")
         source = os.path.join(self.artifact_dir, os.path.normpath(remote_file_path))
         self._within(source)
-        rel = os.path.relpath(source, self.artifact_dir)
+        rel = lambda: os.path.relpath(source, self.artifact_dir)  # noqa: E731 - named in a refusal only
         if not os.path.exists(source):
-            raise ArtifactRefused(f"No such artifact: '{rel}'", "RESOURCE_DOES_NOT_EXIST")
+            raise ArtifactRefused(f"No such artifact: '{rel()}'", "RESOURCE_DOES_NOT_EXIST")
         # opened without blocking: a FIFO in the artifact directory would wait for a writer forever
         # (no deadline bounds a local read); anything but a regular file is refused
         fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ArtifactRefused(f"Not a regular file: '{rel}'", "INVALID_PARAMETER_VALUE")
+                raise ArtifactRefused(f"Not a regular file: '{rel()}'", "INVALID_PARAMETER_VALUE")
             with open(fd, "rb", closefd=False) as fh:
                 return fh.read(limit + 1)
         finally:
