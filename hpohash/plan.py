@@ -18,6 +18,7 @@ from hpohash.hashing import (
     CAUSE_V2,
     majority_schema,
 )
+from hpohash.perf import frozen_maker
 from hpohash.records import RunRecord
 from hpohash.rules import fixed_codes
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study
@@ -56,6 +57,10 @@ class Plan:
     conflicts: tuple[Conflict, ...]
 
 
+#: ``PlannedChange(...)`` without the frozen ``__init__``'s cost (``perf.frozen_maker``)
+_new_change = frozen_maker(PlannedChange)
+
+
 class _RunPlan:
     """Collects one run's changes; saves each replaced value under ``code.legacy.*`` once."""
 
@@ -86,10 +91,10 @@ class _RunPlan:
             legacy = self.reg.legacy_key(name)
             if legacy not in self.run.tags and current != new:
                 self.changes.append(
-                    PlannedChange(self.run.run_id, self.stage, legacy, None, current, f"keep replaced {name}")
+                    _new_change(self.run.run_id, self.stage, legacy, None, current, f"keep replaced {name}")
                 )
         fixes = fixed_codes(self.stage, name, links_here=links_here)
-        self.changes.append(PlannedChange(self.run.run_id, self.stage, key, old, new, reason, fixes))
+        self.changes.append(_new_change(self.run.run_id, self.stage, key, old, new, reason, fixes))
 
 
 def build_plan(scope: Scope, *, trial_key_schema: str = "auto", force: bool = False) -> Plan:

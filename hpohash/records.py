@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from hpohash.perf import frozen_maker
+
 
 class Compact(Mapping[str, Any]):
     """A read-only mapping whose key index is shared by every run with the same keys.
@@ -92,6 +94,12 @@ class RunStub:
     @property
     def deleted(self) -> bool:
         return self.lifecycle_stage == "deleted"
+
+
+#: ``RunRecord(...)`` without the frozen ``__init__``'s cost (``perf.frozen_maker``): a scan makes one a run
+_new_record = frozen_maker(RunRecord)
+#: ``RunStub(...)`` the same way: verify makes one a run as it lets the records go
+new_stub = frozen_maker(RunStub)
 
 
 @dataclass(frozen=True)
@@ -209,18 +217,18 @@ class Reducer:
 
     def make(self, f: Fields) -> RunRecord:
         """The second half of ``from_fields``: the record, its strings and key indexes shared."""
-        return RunRecord(
-            run_id=f[0],
-            experiment_id=self._s(f[1]),
-            name=f[2],
-            _artifact=self._s(f[3]) if f[4] else f[3],
-            _artifact_derived=f[4],
-            lifecycle_stage=self._s(f[5]),
-            status=self._s(f[6]),
-            start_time=f[7],
-            tags=self._compact(f[8], f[9], strings=True),
-            params=self._compact(f[10], f[11], strings=True),
-            metrics=self._compact(f[12], f[13], strings=False),
+        return _new_record(
+            f[0],  # run_id
+            self._s(f[1]),  # experiment_id
+            f[2],  # name
+            self._s(f[3]) if f[4] else f[3],  # _artifact
+            self._s(f[5]),  # lifecycle_stage
+            self._s(f[6]),  # status
+            f[7],  # start_time
+            self._compact(f[8], f[9], strings=True),  # tags
+            self._compact(f[10], f[11], strings=True),  # params
+            self._compact(f[12], f[13], strings=False),  # metrics
+            f[4],  # _artifact_derived
         )
 
 

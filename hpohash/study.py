@@ -24,7 +24,7 @@ from hpohash.hashing import (
     trial_key_hash,
 )
 from hpohash.hyperparams import Recovered, SearchSpace
-from hpohash.records import Experiment, RunRecord, RunStub
+from hpohash.records import Experiment, RunRecord, new_stub
 from hpohash.tags import TagRegistry
 
 #: the parent schema tag of a v2 study hash (the v2 study key's own schema version)
@@ -156,7 +156,7 @@ class Study:
         ~85 MiB, and the findings take their place)."""
 
         def stub(run: RunRecord) -> RunRecord:
-            kept = RunStub(run.run_id, run.experiment_id, run.lifecycle_stage)
+            kept = new_stub(run.run_id, run.experiment_id, run.lifecycle_stage)
             if index.get(run.run_id) is run:
                 index[run.run_id] = kept
             return cast(RunRecord, kept)
