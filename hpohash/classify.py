@@ -53,14 +53,6 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
     roles: dict[str, str] = {}
     study: dict[str, str | None] = {}
     visiting: set[str] = set()
-    refs_of: dict[str, list[str]] = {}
-
-    def refs(run: RunRecord) -> list[str]:
-        """``_refs(run)``, read once per run: roles, chains and study parents each ask for it."""
-        found = refs_of.get(run.run_id)
-        if found is None:
-            found = refs_of[run.run_id] = _refs(run, reg)
-        return found
 
     def role(run_id: str) -> str | None:
         if run_id in roles:
@@ -90,10 +82,10 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
             return FOLD
         if stage not in STRUCTURAL_STAGES:
             return None
-        named = refs(run)
-        if not named:
+        refs = _refs(run, reg)
+        if not refs:
             return PARENT
-        known = [r for r in named if r in runs]
+        known = [r for r in refs if r in runs]
         for ref in known:
             ref_role = role(ref)
             if ref_role == PARENT:
@@ -113,7 +105,7 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         current: str | None = run_id
         while current is not None and current in runs and current not in roles and current not in chain:
             chain[current] = None
-            current = next((r for r in refs(runs[current]) if r in runs), None)
+            current = next((r for r in _refs(runs[current], reg) if r in runs), None)
         closing = current if current in chain else None  # the run where a ring of links closes
         if closing is not None:
             visiting.add(closing)  # as if the walk had started there: the ring ends at it
@@ -135,7 +127,7 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         again, so a ring of 10,000 refits naming each other costs linear time, not quadratic.
         """
         seen = {run.run_id}
-        stack = [(run.run_id, iter(refs(run)))]
+        stack = [(run.run_id, iter(_refs(run, reg)))]
         answer: str | None = None
         while stack:
             ref = next(stack[-1][1], None)
@@ -150,7 +142,7 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
                 continue  # answered before: no parent that way
             if r in (TRIAL, REFIT) and ref in runs and ref not in seen:
                 seen.add(ref)
-                stack.append((ref, iter(refs(runs[ref]))))
+                stack.append((ref, iter(_refs(runs[ref], reg))))
         if answer is None:
             found.update(dict.fromkeys(seen))  # nothing reachable from any of them either
         else:
