@@ -40,6 +40,14 @@ def _refs(run: RunRecord, reg: TagRegistry) -> list[str]:
     return out
 
 
+def _first_in(refs: list[str], runs: Mapping[str, RunRecord]) -> str | None:
+    """The first of ``refs`` that is a run of ``runs`` (a plain loop: a generator per run costs more)."""
+    for ref in refs:
+        if ref in runs:
+            return ref
+    return None
+
+
 def _looks_like_trial(run: RunRecord, reg: TagRegistry) -> bool:
     return bool(
         reg.read(run.tags, "hpo_sweep_run_id")
@@ -105,7 +113,7 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         current: str | None = run_id
         while current is not None and current in runs and current not in roles and current not in chain:
             chain[current] = None
-            current = next((r for r in _refs(runs[current], reg) if r in runs), None)
+            current = _first_in(_refs(runs[current], reg), runs)
         closing = current if current in chain else None  # the run where a ring of links closes
         if closing is not None:
             visiting.add(closing)  # as if the walk had started there: the ring ends at it
