@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,3 +70,18 @@ def test_normalisation_is_idempotent(hp: dict) -> None:
 def test_spliced_trial_hash_equals_hash_of_the_whole_payload(hp: dict, schema: str, study: str) -> None:
     """trial_key_hash splices pre-computed canonical hyperparameters; it must equal H(canon(trial_key))."""
     assert h.trial_key_hash(study, hp, schema=schema) == h.hash_payload(h.trial_key(study, hp, schema=schema))
+
+
+_SCALARS = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.booleans(), st.none(), st.lists(st.integers()))
+
+
+@given(st.dictionaries(st.text(max_size=6), _SCALARS, max_size=6))
+def test_the_trial_key_hyperparameters_are_the_canonical_json_of_their_normalised_values(hp: dict) -> None:
+    """``canonical_hyperparameters`` joins them with an encoder made once; the bytes are ``canonical_json``'s."""
+    assert h.canonical_hyperparameters(hp) == h.canonical_json(h.normalise_hyperparameters(hp))
+
+
+def test_hyperparameters_json_cannot_order_are_refused_as_canonical_json_refuses_them() -> None:
+    with pytest.raises(TypeError):
+        h.canonical_hyperparameters({1: 1.0, "a": 2.0})  # keys of two types cannot be sorted
+    assert h.canonical_hyperparameters({2: "X", 1: True}) == '{"1":true,"2":"x"}'
