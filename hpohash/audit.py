@@ -146,9 +146,9 @@ def audit_per_study(scope: Scope, tracking: Any = None, *, release: bool = False
     100,000 legacy runs the whole plan is ~700,000 changes, more memory than the runs themselves.
     Each study's per-run memos are dropped once it is audited (``Study.forget``).
 
-    With ``tracking`` (the store the scope was read from), a second process forked here audits the
-    first studies, about half the runs, while this one audits the rest (``hpohash.forked``): the same
-    findings in the same order, on two cores. If it fails, this process audits its studies too.
+    With ``tracking`` (the store the scope was read from), a second process forked here audits studies
+    from the first on while this one audits from the last back (``forked.Ends``), until they meet:
+    the same findings in the same order, on two cores. If it fails, this process audits its studies too.
 
     ``release`` (verify, whose scope is read once): each study's records become stubs once it is
     audited (``Study.release``), so its findings take their memory; the scope is then not audited again.
@@ -158,35 +158,58 @@ def audit_per_study(scope: Scope, tracking: Any = None, *, release: bool = False
     studies = scope.studies
     runs = sum(map(_runs_of, studies))
     why = forked.why_not(runs) if tracking is not None else "no store"
-    cut = _first_half(studies, runs) if why is None else 0
+    if why is None and len(studies) < 2:
+        why = "one study"
+    ends = None
+    if why is None:
+        try:
+            ends = forked.Ends(len(studies))
+        except OSError as exc:  # no shared memory to split the studies with
+            why = f"cannot share the studies out: {exc.strerror or exc}"
     if why is not None and tracking is not None and runs >= forked.MIN_RUNS:
         tracking.say(f"audited in one process: {why}")
-    if not cut:
+    if ends is None:
         return _audit_studies(scope, studies, release) + _audit_orphans(scope)
     theirs: list[Finding] = []
     done = 0
-    with forked.forked(lambda: _audit_batches(scope, studies[:cut], release), prepare=tracking.forked) as child:
-        if child is None:
-            cut = 0
-        mine = _audit_studies(scope, studies[cut:], release) + _audit_orphans(scope)
-        for count, found in child.received() if child is not None else ():
-            theirs += found
-            if release:  # audited there, let go here as their findings arrive
-                for study in studies[done : done + count]:
-                    study.release(scope.index)
-            done += count
+    try:
+        work = lambda: _audit_from_front(scope, ends, release)  # noqa: E731 - run in the child
+        with forked.forked(work, prepare=tracking.forked) as child:
+            mine: list[list[Finding]] = []  # from the last study back
+            while (i := ends.take(front=False)) is not None:
+                mine.append(_audit_studies(scope, [studies[i]], release))
+            own = [f for found in reversed(mine) for f in found] + _audit_orphans(scope)
+            del mine
+            for count, found in child.received() if child is not None else ():
+                theirs += found
+                if release:  # audited there, let go here as their findings arrive
+                    for study in studies[done : done + count]:
+                        study.release(scope.index)
+                done += count
+        taken = ends.taken_from_front
+    finally:
+        ends.close()
     if child is not None and not child.ok:
-        tracking.say(f"the second process auditing {cut} studies failed after {done}: audited the rest here")
-        theirs += _audit_studies(scope, studies[done:cut], release)
+        if taken:
+            tracking.say(f"the second process auditing {_studies(taken)} failed after {done}: audited the rest here")
+        else:
+            tracking.say("the second process failed before it audited a study: audited them all here")
+        theirs += _audit_studies(scope, studies[done:taken], release)
     elif child is not None:
-        tracking.say(f"audited {cut} of {len(studies)} studies in a second process")
-    return theirs + mine
+        tracking.say(f"audited {taken} of {_studies(len(studies))} in a second process")
+    return theirs + own
 
 
-def _audit_batches(scope: Scope, studies: Sequence[Study], release: bool) -> Iterator[tuple[int, list[Finding]]]:
-    """(number of studies, their findings) per ~``BATCH_RUNS`` runs: what a second process sends."""
+def _studies(n: int) -> str:
+    return f"{n} study" if n == 1 else f"{n} studies"
+
+
+def _audit_from_front(scope: Scope, ends: Any, release: bool) -> Iterator[tuple[int, list[Finding]]]:
+    """(number of studies, their findings) per ~``BATCH_RUNS`` runs, for the studies this (second)
+    process takes from the front: what it sends."""
     count, runs, found = 0, 0, []
-    for study in studies:
+    while (i := ends.take(front=True)) is not None:
+        study = scope.studies[i]
         found += _audit_studies(scope, [study], release)
         count += 1
         runs += _runs_of(study)
@@ -201,25 +224,9 @@ def _audit_batches(scope: Scope, studies: Sequence[Study], release: bool) -> Ite
 BATCH_RUNS = 2000
 
 
-#: the share of the runs the second process audits (this one also audits the orphans and reads its result)
-CHILD_SHARE = 0.52
-
-
 def _runs_of(study: Study) -> int:
-    """The runs a study holds: its parent, trials and refits (what the split balances)."""
+    """The runs a study holds: its parent, trials and refits (what a batch of findings counts)."""
     return 1 + len(study.trials) + len(study.refits)
-
-
-def _first_half(studies: Sequence[Study], runs: int) -> int:
-    """How many leading studies hold about ``CHILD_SHARE`` of the runs (0: too few to split)."""
-    if len(studies) < 2:
-        return 0
-    want, seen = runs * CHILD_SHARE, 0
-    for i, s in enumerate(studies):
-        seen += _runs_of(s)
-        if seen >= want:
-            return min(i + 1, len(studies) - 1)
-    return len(studies) - 1
 
 
 def _audit_studies(scope: Scope, studies: Sequence[Study], release: bool = False) -> list[Finding]:

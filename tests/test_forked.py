@@ -5,6 +5,7 @@ whatever goes wrong in the child, the parent audits those studies itself. Every 
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,11 +54,28 @@ def verify(uri: str, name: str, processes: str, patch: str = "") -> subprocess.C
         return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=cwd)
 
 
+def child_takes(n: int) -> str:
+    """Python run first: the parent, once it has taken the last study, waits (up to 30 s) until the
+    child has taken ``n`` from the front (``forked.Ends``), so the split is known; else a small store's
+    parent may audit every study before the child has started."""
+    return (
+        "import os, time, hpohash.forked as f\n"
+        "PARENT, take = os.getpid(), f.Ends.take\n"
+        "def take_late(self, *, front):\n"
+        "    i, deadline = take(self, front=front), time.monotonic() + 30\n"
+        f"    while not front and os.getpid() == PARENT and self.taken_from_front < {n}:\n"
+        "        assert time.monotonic() < deadline, 'the child took nothing in 30 s'\n"
+        "        time.sleep(0.01)\n"
+        "    return i\n"
+        "f.Ends.take = take_late\n"
+    )
+
+
 def test_two_processes_give_the_one_process_report_byte_for_byte(builder: Builder) -> None:
     name = legacy_store(builder)
     one = verify(builder.uri, name, "1")
-    # the child sends each study as it would a batch
-    two = verify(builder.uri, name, "2", patch="import hpohash.audit as a; a.BATCH_RUNS = 1")
+    # the child takes three studies and sends each as it would a batch
+    two = verify(builder.uri, name, "2", patch=child_takes(3) + "import hpohash.audit as a; a.BATCH_RUNS = 1")
     assert one.returncode == two.returncode == 1, two.stderr
     assert two.stdout == one.stdout
     doc = json.loads(two.stdout)
@@ -68,7 +87,7 @@ def test_two_processes_give_the_one_process_report_byte_for_byte(builder: Builde
 def test_two_processes_over_http_give_the_one_process_report(http_builder: Builder) -> None:
     name = legacy_store(http_builder, studies=3)
     one = verify(http_builder.uri, name, "1")
-    two = verify(http_builder.uri, name, "2")
+    two = verify(http_builder.uri, name, "2", patch=child_takes(2))
     assert two.stdout == one.stdout and two.returncode == one.returncode == 1, two.stderr
     assert "hpohash: audited 2 of 3 studies in a second process\n" in two.stderr
 
@@ -100,9 +119,17 @@ SQL_READ_FAILS = (  # the objective metric is read by SQL during the audit
 @pytest.mark.parametrize(
     ("studies", "patch", "said"),
     [
-        (4, BROKEN_START, "the second process auditing 3 studies failed after 0: audited the rest here"),
-        (6, DIES_AFTER_TWO_BATCHES, "the second process auditing 4 studies failed after 2: audited the rest here"),
-        (4, SQL_READ_FAILS, "the second process auditing 3 studies failed after 0: audited the rest here"),
+        (4, BROKEN_START, "the second process failed before it audited a study: audited them all here"),
+        (
+            6,
+            child_takes(5) + DIES_AFTER_TWO_BATCHES,
+            "the second process auditing 5 studies failed after 2: audited the rest here",
+        ),
+        (
+            4,
+            child_takes(1) + SQL_READ_FAILS,
+            "the second process auditing 1 study failed after 0: audited the rest here",
+        ),
     ],
     ids=["fails-at-start", "dies-part-way", "sql-read-fails"],
 )
@@ -181,6 +208,40 @@ def test_a_framed_value_is_read_whole_or_not_at_all() -> None:
     for cut in (0, 3, 8, len(whole) - 1):
         with pytest.raises(EOFError):
             forked.MARSHAL.load(io.BytesIO(whole[:cut]))
+
+
+def test_both_ends_take_every_study_once_the_child_from_the_front() -> None:
+    ends = forked.Ends(300)
+    try:
+        with forked.forked(lambda: iter(lambda: ends.take(front=True), None)) as child:
+            assert child is not None
+            mine = list(iter(lambda: ends.take(front=False), None))
+            theirs = list(child.received())
+        assert child.ok and ends.taken_from_front == len(theirs)
+        assert theirs == list(range(len(theirs))) and mine == list(range(299, len(theirs) - 1, -1))
+    finally:
+        ends.close()
+
+
+def test_a_child_killed_while_it_holds_the_ends_blocks_nobody() -> None:
+    """The ends are guarded by a POSIX record lock: the kernel lets it go with its holder."""
+    ends = forked.Ends(3)
+
+    def hold() -> Iterator[str]:
+        fcntl.lockf(ends._fd, fcntl.LOCK_EX)
+        yield "held"
+        time.sleep(60)
+
+    try:
+        with forked.forked(hold, stream=True) as child:
+            assert child is not None
+            assert next(iter(child.received())) == "held"
+            with pytest.raises(OSError):  # held by the child: the parent would wait
+                fcntl.lockf(ends._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            child.stop()
+        assert ends.take(front=False) == 2 and ends.take(front=True) == 0 and ends.taken_from_front == 1
+    finally:
+        ends.close()
 
 
 def test_an_interrupted_parent_leaves_no_child_behind() -> None:
