@@ -107,6 +107,8 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         return TRIAL  # names a parent that is not in scope: an orphan trial
 
     for run_id in runs:
+        if run_id in roles:  # met on an earlier run's chain
+            continue
         # resolve the runs this one names first, deepest first: a long chain of nested HPO runs then
         # costs one memo lookup per level instead of one Python frame per level (no RecursionError)
         chain: dict[str, None] = {}
@@ -134,8 +136,12 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         Depth first, refs in SPEC order, without recursion; a run already answered is not walked
         again, so a ring of 10,000 refits naming each other costs linear time, not quadratic.
         """
+        refs = _refs(run, reg)
+        if refs and roles.get(refs[0]) == PARENT:  # the usual case, a trial naming its parent first
+            found[run.run_id] = refs[0]
+            return refs[0]
         seen = {run.run_id}
-        stack = [(run.run_id, iter(_refs(run, reg)))]
+        stack = [(run.run_id, iter(refs))]
         answer: str | None = None
         while stack:
             ref = next(stack[-1][1], None)
