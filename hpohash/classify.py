@@ -62,7 +62,8 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
     study: dict[str, str | None] = {}
     visiting: set[str] = set()
 
-    def role(run_id: str) -> str | None:
+    def role(run_id: str, refs: list[str] | None = None) -> str | None:
+        """``refs``: the run's parent links when the caller has read them already."""
         if run_id in roles:
             return roles[run_id]
         run = runs.get(run_id)
@@ -70,14 +71,14 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
             return None
         visiting.add(run_id)
         try:
-            r = _role(run)
+            r = _role(run, refs)
         finally:
             visiting.discard(run_id)
         if r is not None:
             roles[run_id] = r
         return r
 
-    def _role(run: RunRecord) -> str | None:
+    def _role(run: RunRecord, refs: list[str] | None) -> str | None:
         stage = _stage(run, reg)
         run_type = (reg.read(run.tags, "run_type") or "").strip().lower()
         if stage in REFIT_STAGES or run_type == "refit":
@@ -90,7 +91,8 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
             return FOLD
         if stage not in STRUCTURAL_STAGES:
             return None
-        refs = _refs(run, reg)
+        if refs is None:
+            refs = _refs(run, reg)
         if not refs:
             return PARENT
         known = [r for r in refs if r in runs]
@@ -111,18 +113,18 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
             continue
         # resolve the runs this one names first, deepest first: a long chain of nested HPO runs then
         # costs one memo lookup per level instead of one Python frame per level (no RecursionError)
-        chain: dict[str, None] = {}
+        chain: dict[str, list[str]] = {}  # each run of the chain, with its parent links
         current: str | None = run_id
         while current is not None and current in runs and current not in roles and current not in chain:
-            chain[current] = None
-            current = _first_in(_refs(runs[current], reg), runs)
+            links = chain[current] = _refs(runs[current], reg)
+            current = _first_in(links, runs)
         closing = current if current in chain else None  # the run where a ring of links closes
         if closing is not None:
             visiting.add(closing)  # as if the walk had started there: the ring ends at it
         try:
             for rid in reversed(chain):
                 if rid != closing:
-                    role(rid)
+                    role(rid, chain[rid])
         finally:
             visiting.discard(closing or "")
         if closing is not None:
