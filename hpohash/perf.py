@@ -1,4 +1,5 @@
-"""Pausing Python's cyclic garbage collector while a command builds many long-lived objects.
+"""Making and keeping many long-lived objects cheaply: pausing Python's cyclic garbage collector while
+a command builds them, and making frozen records without their frozen ``__init__`` (``frozen_maker``).
 
 A scan of 10,000 runs keeps every run's record alive; each full collection then walks all of them,
 and measured on 10,000 runs that doubled the scan's time. With the collector paused (and only the
