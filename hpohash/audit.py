@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpohash.hashing import CAUSE_V1, CAUSE_V2
 from hpohash.perf import frozen_maker
@@ -19,6 +19,9 @@ from hpohash.rules import ERROR, RULES
 from hpohash.study import PARENT, REFIT, TRIAL, V2_SCHEMA_TAG, Scope, Study, output_dir_folder
 from hpohash.tags import TagRegistry
 from hpohash.text import shorten
+
+if TYPE_CHECKING:
+    from hpohash.forked import Ends
 
 SEVERITY = {code: rule.severity for code, rule in RULES.items()}
 
@@ -204,7 +207,7 @@ def _studies(n: int) -> str:
     return f"{n} study" if n == 1 else f"{n} studies"
 
 
-def _audit_from_front(scope: Scope, ends: Any, release: bool) -> Iterator[tuple[int, list[Finding]]]:
+def _audit_from_front(scope: Scope, ends: Ends, release: bool) -> Iterator[tuple[int, list[Finding]]]:
     """(number of studies, their findings) per ~``BATCH_RUNS`` runs, for the studies this (second)
     process takes from the front: what it sends."""
     count, runs, found = 0, 0, []
