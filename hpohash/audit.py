@@ -6,7 +6,7 @@ tag the finding is about, so verify and backfill can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -175,20 +175,31 @@ def audit_per_study(scope: Scope, tracking: Any = None, *, release: bool = False
         return _audit_studies(scope, studies, release) + _audit_orphans(scope)
     theirs: list[Finding] = []
     done = 0
+
+    def arrived(batches: Iterable[tuple[int, list[Finding]]]) -> None:
+        nonlocal done
+        for count, found in batches:
+            theirs.extend(found)
+            if release:  # audited there, let go here as their findings arrive
+                for study in studies[done : done + count]:
+                    study.release(scope.index)
+            done += count
+
     try:
         work = lambda: _audit_from_front(scope, ends, release)  # noqa: E731 - run in the child
-        with forked.forked(work, prepare=tracking.forked) as child:
+        # the child sends each batch as it is made, and this process takes what has arrived after each
+        # of its own studies: it decodes their findings while the child still audits (the ends keep
+        # the shares even), not all of them once its own are done
+        with forked.forked(work, prepare=tracking.forked, stream=True) as child:
             mine: list[list[Finding]] = []  # from the last study back
             while (i := ends.take(front=False)) is not None:
                 mine.append(_audit_studies(scope, [studies[i]], release))
+                if child is not None:
+                    arrived(child.ready())
             own = [f for found in reversed(mine) for f in found] + _audit_orphans(scope)
             del mine
-            for count, found in child.received() if child is not None else ():
-                theirs += found
-                if release:  # audited there, let go here as their findings arrive
-                    for study in studies[done : done + count]:
-                        study.release(scope.index)
-                done += count
+            if child is not None:
+                arrived(child.received())
         taken = ends.taken_from_front
     finally:
         ends.close()

@@ -22,6 +22,7 @@ import marshal
 import mmap
 import os
 import pickle
+import select
 import signal
 import sys
 import tempfile
@@ -60,29 +61,78 @@ def why_not(runs: int) -> str | None:
 
 
 class Child:
-    """A forked child computing a sequence of values, received one by one (:meth:`received`)."""
+    """A forked child computing a sequence of values, received one by one (:meth:`received`), or as
+    many as have arrived whole while the parent does its own work (:meth:`ready`)."""
 
-    def __init__(self, pid: int, fd: int, codec: Any = pickle) -> None:
-        self.pid, self._fd, self._codec = pid, fd, codec
+    def __init__(self, pid: int, fd: int, codec: Framed | None = None) -> None:
+        self.pid, self._fd, self._codec = pid, fd, codec or PICKLE
         #: after :meth:`received`: whether the child sent everything and ended well
         self.ok = False
+        self._buffer = bytearray()  # bytes read from the pipe, not yet decoded
+        self._ended = False  # the end mark arrived: everything before it was sent
+        self._failed = False  # a value could not be read: the child's work is the parent's again
 
     def received(self) -> Iterator[Any]:
         """The child's values in order, each as it arrives (never the whole pickled result at once);
         after a failure (nothing more to read, a truncated value, a bad exit) it ends early and
         ``ok`` stays False: the caller then computes the rest itself."""
         try:
-            with os.fdopen(self._fd, "rb", buffering=PIPE_BUFFER) as pipe:
-                self._fd = -1  # closed with the file object
-                while True:
-                    value = self._codec.load(pipe)
-                    if isinstance(value, str) and value == _END:
-                        break
-                    yield value
+            while not self._failed:
+                yield from self._whole()
+                if self._ended:
+                    break
+                if not self._fill():
+                    raise EOFError("the child's pipe ended before its end mark")
         except Exception:  # noqa: BLE001 - a child that died or sent something unreadable has failed
+            self._failed = True
+        if self._failed:
             self.stop()
             return
+        self._close()
         self.ok = self._reap() == 0
+
+    def ready(self) -> list[Any]:
+        """The values that have arrived whole, without waiting for more: a parent that reads along
+        between its own pieces of work keeps the child from waiting on a full pipe, and decodes what
+        it sent meanwhile instead of all of it at the end. :meth:`received` gives the rest."""
+        if self._ended or self._failed or self._fd < 0:
+            return []
+        try:
+            for _ in range(READS_AT_ONCE):
+                if not select.select([self._fd], [], [], 0)[0] or not self._fill():
+                    break
+            return self._whole()
+        except Exception:  # noqa: BLE001 - as in ``received``: the caller does the rest itself
+            self._failed = True
+            return []
+
+    def _fill(self) -> bool:
+        """One read from the pipe into the buffer (waiting for it); False at the pipe's end."""
+        data = os.read(self._fd, PIPE_BUFFER)
+        self._buffer += data
+        return bool(data)
+
+    def _whole(self) -> list[Any]:
+        """Every value whose frame (its length, then its bytes) is whole in the buffer, up to the end mark."""
+        buffer, codec, values, at = self._buffer, self._codec, [], 0
+        with memoryview(buffer) as view:
+            while not self._ended and len(buffer) - at >= 8:
+                size = int.from_bytes(view[at : at + 8], "little")
+                if len(buffer) - at - 8 < size:
+                    break
+                value = codec.loads(view[at + 8 : at + 8 + size])
+                at += 8 + size
+                if isinstance(value, str) and value == _END:
+                    self._ended = True
+                else:
+                    values.append(value)
+        del buffer[:at]
+        return values
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def _reap(self) -> int:
         if self.pid <= 0:
@@ -93,9 +143,7 @@ class Child:
 
     def stop(self) -> None:
         """Kill and reap the child if it still runs (an interrupted parent leaves nothing behind)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._close()
         if self.pid > 0:
             with suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
@@ -103,26 +151,29 @@ class Child:
 
 
 class Framed:
-    """``marshal`` with each value sent whole behind its length. ``marshal.load`` from a file asks the
-    file for every object it decodes: a chunk of 500 runs took 12 ms to load that way, 1.6 ms to decode
-    from memory (``loads``), so the parent spent more time receiving a chunk than making its records."""
+    """Each value sent whole behind its length (8 bytes), made by ``pickle`` or ``marshal``. A reader
+    decodes a value from memory once all of it has arrived: ``marshal.load`` from a file asks the file
+    for every object it decodes (a chunk of 500 runs took 12 ms to load that way, 1.6 ms from memory),
+    and a parent reading along (``Child.ready``) never waits in the middle of a value."""
 
-    version = marshal.version
+    def __init__(self, codec: Any, version: int) -> None:
+        self._codec, self.version = codec, version
 
-    @staticmethod
-    def dump(value: Any, file: Any, version: int) -> None:
-        data = marshal.dumps(value, version)
+    def dump(self, value: Any, file: Any, version: int) -> None:
+        data = self._codec.dumps(value, version)
         file.write(len(data).to_bytes(8, "little"))
         file.write(data)
 
-    @staticmethod
-    def load(file: Any) -> Any:
+    def loads(self, data: Any) -> Any:
+        return self._codec.loads(data)
+
+    def load(self, file: Any) -> Any:
         head = file.read(8)
         size = int.from_bytes(head, "little")
         data = file.read(size) if len(head) == 8 else b""
         if len(data) != size or len(head) != 8:
             raise EOFError("a value cut short: the child stopped while sending it")
-        return marshal.loads(data)
+        return self.loads(data)
 
 
 class Ends:
@@ -169,8 +220,12 @@ class Ends:
         self._file.close()
 
 
-#: ``codec`` for plain tuples of strings and numbers (``marshal``, framed)
-MARSHAL = Framed()
+#: ``codec`` for any picklable value (the default)
+PICKLE = Framed(pickle, pickle.HIGHEST_PROTOCOL)
+#: ``codec`` for plain tuples of strings and numbers (faster)
+MARSHAL = Framed(marshal, marshal.version)
+#: reads of the pipe one :meth:`Child.ready` makes at most (each up to ``PIPE_BUFFER`` bytes)
+READS_AT_ONCE = 4
 
 
 #: bytes buffered on each end of the pipe (and the pipe's own size when streaming)
@@ -185,16 +240,16 @@ def forked(
     prepare: Callable[[], None] | None = None,
     *,
     stream: bool = False,
-    codec: Any = pickle,
+    codec: Framed = PICKLE,
 ) -> Iterator[Child | None]:
     """Start ``work()`` in a forked child (after ``prepare()`` there, e.g. a connection of its own) and
     yield a :class:`Child` whose ``received()`` are the values ``work()`` returns, or ``None`` when the
     fork failed. Leaving the block stops the child.
 
     By default the child computes all its values before it sends any (sending blocks until the parent
-    reads, and the audit's parent reads only once its own share is done), then pickles them one at a
-    time. With ``stream`` it sends each value as it is made, for a parent that reads along (the SQL
-    scan's). ``codec``: ``pickle``, or ``MARSHAL`` for plain tuples of strings and numbers (faster)."""
+    reads), then pickles them one at a time. With ``stream`` it sends each value as it is made, for a
+    parent that reads along (the SQL scan's ``received``, the audit's ``ready``). ``codec``: ``PICKLE``,
+    or ``MARSHAL`` for plain tuples of strings and numbers (faster)."""
     try:
         read_fd, write_fd = os.pipe()
     except OSError:
@@ -214,7 +269,7 @@ def forked(
             if prepare is not None:
                 prepare()
             values = work() if stream else list(work())
-            version = pickle.HIGHEST_PROTOCOL if codec is pickle else codec.version
+            version = codec.version
             with os.fdopen(write_fd, "wb", buffering=PIPE_BUFFER) as pipe:
                 for value in values:
                     codec.dump(value, pipe, version)

@@ -98,15 +98,16 @@ BROKEN_START = (  # Tracking.forked runs in the child only
     "def forked(self): raise RuntimeError('the child cannot start')\n"
     "t.Tracking.forked = forked"
 )
-DIES_AFTER_TWO_BATCHES = (  # the parent never pickles
-    "import os, pickle, hpohash.audit as a\n"
+DIES_AFTER_TWO_BATCHES = (  # the parent never sends; the audit's child pickles, the scan's marshals
+    "import os, hpohash.audit as a, hpohash.forked as f\n"
     "a.BATCH_RUNS = 1\n"
-    "dump, sent = pickle.dump, []\n"
-    "def dies(value, pipe, protocol):\n"
-    "    if len(sent) == 2:\n"
+    "dump, sent = f.Framed.dump, []\n"
+    "def dies(self, value, pipe, version):\n"
+    "    if self is f.PICKLE and len(sent) == 2:\n"
     "        pipe.flush(); os._exit(3)\n"
-    "    sent.append(value); dump(value, pipe, protocol=protocol)\n"
-    "pickle.dump = dies"
+    "    sent.append(value) if self is f.PICKLE else None\n"
+    "    dump(self, value, pipe, version)\n"
+    "f.Framed.dump = dies"
 )
 SQL_READ_FAILS = (  # the objective metric is read by SQL during the audit
     "import hpohash.sqlread as s\n"
@@ -122,8 +123,8 @@ SQL_READ_FAILS = (  # the objective metric is read by SQL during the audit
         (4, BROKEN_START, "the second process failed before it audited a study: audited them all here"),
         (
             6,
-            child_takes(5) + DIES_AFTER_TWO_BATCHES,
-            "the second process auditing 5 studies failed after 2: audited the rest here",
+            child_takes(3) + DIES_AFTER_TWO_BATCHES,  # it sends each study's batch as it is made
+            "the second process auditing 3 studies failed after 2: audited the rest here",
         ),
         (
             4,
@@ -151,11 +152,11 @@ SMALL_CHUNKS = "import hpohash.sqlread as s\ns.CHUNK = 3\n"
 READER_DIES = SMALL_CHUNKS + (  # the parent never sends
     "import os, hpohash.forked as f\n"
     "dump, sent = f.Framed.dump, []\n"
-    "def dies(value, pipe, version):\n"
+    "def dies(self, value, pipe, version):\n"
     "    if len(sent) == 2:\n"
     "        pipe.write(b'\\x40' + bytes(7) + b'cut'); pipe.flush(); os._exit(3)\n"
-    "    sent.append(value); dump(value, pipe, version)\n"
-    "f.Framed.dump = staticmethod(dies)"
+    "    sent.append(value); dump(self, value, pipe, version)\n"
+    "f.Framed.dump = dies"
 )
 READER_READ_FAILS = SMALL_CHUNKS + (  # SqlReader.forked runs in the children only
     "def fails(*args): raise OSError('disk I/O error')\n"
@@ -242,6 +243,42 @@ def test_a_child_killed_while_it_holds_the_ends_blocks_nobody() -> None:
         assert ends.take(front=False) == 2 and ends.take(front=True) == 0 and ends.taken_from_front == 1
     finally:
         ends.close()
+
+
+def test_ready_takes_what_has_arrived_whole_without_waiting_for_more() -> None:
+    """The audit's parent reads along between its own studies (``Child.ready``): it gets what has
+    arrived, in order, never part of a value (one larger than the pipe comes in pieces), and never
+    waits for a child that has nothing to send yet; ``received`` then gives the rest."""
+    go_on_read, go_on_write = os.pipe()
+    large = bytes(range(256)) * 12_000  # ~3 MB: several reads of the pipe
+
+    def work() -> Iterator[object]:
+        yield 1
+        yield (2, "two")
+        os.read(go_on_read, 1)  # until the parent says so
+        yield large
+        yield 4
+
+    try:
+        with forked.forked(work, stream=True) as child:
+            assert child is not None
+            got: list[object] = []
+            deadline = time.monotonic() + 30
+            while len(got) < 2:
+                assert time.monotonic() < deadline, "the child's first values never came"
+                got += child.ready()
+            assert got == [1, (2, "two")]
+            assert child.ready() == []  # the child waits for us: ready did not wait for it
+            os.write(go_on_write, b"x")
+            while len(got) < 3:
+                assert time.monotonic() < deadline, "the large value never came whole"
+                got += child.ready()
+            got += child.received()
+            assert got[2:] == [large, 4] and child.ok
+            assert child.ready() == []
+    finally:
+        os.close(go_on_read)
+        os.close(go_on_write)
 
 
 def test_an_interrupted_parent_leaves_no_child_behind() -> None:
