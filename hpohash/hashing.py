@@ -142,8 +142,15 @@ def study_key_v2(
     eval_cfg: Any = None,
 ) -> dict[str, Any]:
     """The v2 study-key payload. ``eval_cfg`` overrides the derived eval config (variants only)."""
-    objective = _section(hpo, "objective")
     ev = eval_config(hpo, train) if eval_cfg is None else eval_cfg
+    return _study_key_v2(data, hpo, train, model, data_fingerprint(data), eval_fingerprint(ev))
+
+
+def _study_key_v2(
+    data: Config | None, hpo: Config | None, train: Config | None, model: str, data_fp: str, eval_fp: str
+) -> dict[str, Any]:
+    """``study_key_v2`` with both fingerprints given (``compute_study_hashes`` makes each once)."""
+    objective = _section(hpo, "objective")
     return {
         "schema_version": STUDY_KEY_V2_SCHEMA,
         "data": {
@@ -152,7 +159,7 @@ def study_key_v2(
             "schema": _get(data, "schema", {}),
             "split_seed": _get(data, "split_seed", "default"),
             "label_mapping": _get(data, "label_mapping", {}),
-            "data_fingerprint": data_fingerprint(data),
+            "data_fingerprint": data_fp,
         },
         "hpo": _hpo_common(
             hpo,
@@ -166,7 +173,7 @@ def study_key_v2(
             "num_epochs": _get(train, "num_epochs"),
             "seed_policy": _get(train, "seed_policy", "default"),
         },
-        "evaluation": {"eval_fingerprint": eval_fingerprint(ev)},
+        "evaluation": {"eval_fingerprint": eval_fp},
         "model": normalise_model(model),
     }
 
@@ -393,30 +400,36 @@ def compute_study_hashes(
     *,
     benchmark: Config | None = None,
 ) -> StudyHashes:
-    """Compute every hash of one study's configs once."""
+    """Compute every hash of one study's configs once: each fingerprint and each distinct payload is
+    hashed once (the seed-eval variant is the v2 key itself when both eval configs are one object, and
+    the v1 hashes without the benchmark config are the ones already made when there is none)."""
     ev = eval_config(hpo, train)
-    key = study_key_v2(data, hpo, train, model)
+    seed_ev = seed_eval_config(hpo, train)
+    data_fp, eval_fp = data_fingerprint(data), eval_fingerprint(ev)
+    key = _study_key_v2(data, hpo, train, model, data_fp, eval_fp)
+    key_hash = hash_payload(key)
+    if seed_ev is ev:
+        seed_eval_hash = key_hash
+    else:
+        seed_eval_hash = hash_payload(_study_key_v2(data, hpo, train, model, data_fp, eval_fingerprint(seed_ev)))
+    v1: dict[tuple[bool, str], str] = {}  # (with the benchmark config, schema) → v1 study hash
+    for with_benchmark in (True, False) if benchmark is not None else (False,):
+        for s in TRIAL_KEY_SCHEMAS:
+            v1[(with_benchmark, s)] = study_key_hash_v1(
+                data, hpo, model, benchmark=benchmark if with_benchmark else None, schema=s
+            )
+    with_given = benchmark is not None
     return StudyHashes(
         model=model,
-        data_fingerprint=key["data"]["data_fingerprint"],
+        data_fingerprint=data_fp,
         eval_config=ev,
-        eval_fingerprint=key["evaluation"]["eval_fingerprint"],
+        eval_fingerprint=eval_fp,
         study_key=key,
-        study_key_hash=hash_payload(key),
-        study_key_hash_v1={
-            s: study_key_hash_v1(data, hpo, model, benchmark=benchmark, schema=s) for s in TRIAL_KEY_SCHEMAS
-        },
+        study_key_hash=key_hash,
+        study_key_hash_v1={s: v1[(with_given, s)] for s in TRIAL_KEY_SCHEMAS},
         study_family_hash={s: study_family_hash(data, hpo, benchmark=benchmark, schema=s) for s in TRIAL_KEY_SCHEMAS},
-        study_key_hash_seed_eval=hash_payload(
-            study_key_v2(data, hpo, train, model, eval_cfg=seed_eval_config(hpo, train))
-        ),
-        study_key_hash_v1_all=tuple(
-            dict.fromkeys(
-                study_key_hash_v1(data, hpo, model, benchmark=b, schema=s)
-                for b in ((benchmark, None) if benchmark is not None else (None,))
-                for s in TRIAL_KEY_SCHEMAS
-            )
-        ),
+        study_key_hash_seed_eval=seed_eval_hash,
+        study_key_hash_v1_all=tuple(dict.fromkeys(v1.values())),
     )
 
 

@@ -8,10 +8,14 @@ checks that the copy has not drifted from it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hpohash import hashing as h
 
@@ -110,3 +114,57 @@ def test_v1_benchmark_section() -> None:
     assert p["benchmark"] == {"metric": "macro-f1", "max_length": 256}
     assert h.study_key_v1({}, {}, "m")["benchmark"] == {}
     assert "model" not in h.study_key_v1({}, {}, None)
+
+
+def _every_hash_one_by_one(data: Any, hpo: Any, train: Any, model: str, benchmark: Any) -> h.StudyHashes:
+    """``compute_study_hashes`` as first written, each hash from its own public function: the oracle
+    for the version that makes each fingerprint and payload once."""
+    schemas = h.TRIAL_KEY_SCHEMAS
+    key = h.study_key_v2(data, hpo, train, model)
+    return h.StudyHashes(
+        model=model,
+        data_fingerprint=key["data"]["data_fingerprint"],
+        eval_config=h.eval_config(hpo, train),
+        eval_fingerprint=key["evaluation"]["eval_fingerprint"],
+        study_key=key,
+        study_key_hash=h.hash_payload(key),
+        study_key_hash_v1={s: h.study_key_hash_v1(data, hpo, model, benchmark=benchmark, schema=s) for s in schemas},
+        study_family_hash={s: h.study_family_hash(data, hpo, benchmark=benchmark, schema=s) for s in schemas},
+        study_key_hash_seed_eval=h.hash_payload(
+            h.study_key_v2(data, hpo, train, model, eval_cfg=h.seed_eval_config(hpo, train))
+        ),
+        study_key_hash_v1_all=tuple(
+            dict.fromkeys(
+                h.study_key_hash_v1(data, hpo, model, benchmark=b, schema=s)
+                for b in ((benchmark, None) if benchmark is not None else (None,))
+                for s in schemas
+            )
+        ),
+    )
+
+
+_scalar = st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=False) | st.text(max_size=4)
+_value = st.recursive(_scalar, lambda inner: st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=6)
+_section = st.none() | st.dictionaries(
+    st.sampled_from(["eval", "evaluation", "objective", "metric", "content_hash", "name", "search_space", "x"]),
+    _value,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=_section, hpo=_section, train=_section, benchmark=_section, model=st.text(max_size=6))
+def test_every_study_hash_is_the_one_its_own_function_makes(
+    data: Any, hpo: Any, train: Any, benchmark: Any, model: str
+) -> None:
+    """Any configs, even ones the pipeline would refuse (a scalar where a section belongs): the same
+    hashes, or the same error."""
+    made = _outcome(lambda: h.compute_study_hashes(data, hpo, train, model, benchmark=benchmark))
+    assert made == _outcome(lambda: _every_hash_one_by_one(data, hpo, train, model, benchmark))
+
+
+def _outcome(compute: Callable[[], Any]) -> Any:
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001 - compared, not hidden
+        return type(exc)
