@@ -56,29 +56,35 @@ def _looks_like_trial(run: RunRecord, reg: TagRegistry) -> bool:
     )
 
 
-def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str, str], dict[str, str | None]]:
-    """Role of every HPO run (parent/trial/refit/fold) and the study parent each trial/refit names."""
-    roles: dict[str, str] = {}
-    study: dict[str, str | None] = {}
-    visiting: set[str] = set()
+class _Roles:
+    """Each run's role, memoised, for ``classify``. An object rather than two nested functions calling
+    each other: those would be a reference cycle holding ``runs`` (every record) until a full
+    collection, and the console script freezes what a read made instead (``perf.freeze_after_pauses``)."""
 
-    def role(run_id: str, refs: list[str] | None = None) -> str | None:
+    def __init__(self, runs: Mapping[str, RunRecord], reg: TagRegistry) -> None:
+        self.runs, self.reg = runs, reg
+        self.roles: dict[str, str] = {}
+        self.visiting: set[str] = set()
+
+    def role(self, run_id: str, refs: list[str] | None = None) -> str | None:
         """``refs``: the run's parent links when the caller has read them already."""
+        roles = self.roles
         if run_id in roles:
             return roles[run_id]
-        run = runs.get(run_id)
-        if run is None or run_id in visiting:
+        run = self.runs.get(run_id)
+        if run is None or run_id in self.visiting:
             return None
-        visiting.add(run_id)
+        self.visiting.add(run_id)
         try:
-            r = _role(run, refs)
+            r = self._role(run, refs)
         finally:
-            visiting.discard(run_id)
+            self.visiting.discard(run_id)
         if r is not None:
             roles[run_id] = r
         return r
 
-    def _role(run: RunRecord, refs: list[str] | None) -> str | None:
+    def _role(self, run: RunRecord, refs: list[str] | None) -> str | None:
+        reg, runs = self.reg, self.runs
         stage = _stage(run, reg)
         run_type = (reg.read(run.tags, "run_type") or "").strip().lower()
         if stage in REFIT_STAGES or run_type == "refit":
@@ -97,7 +103,7 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
             return PARENT
         known = [r for r in refs if r in runs]
         for ref in known:
-            ref_role = role(ref)
+            ref_role = self.role(ref)
             if ref_role == PARENT:
                 return TRIAL
             if ref_role in (TRIAL, FOLD):
@@ -107,6 +113,13 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         if not known and not _looks_like_trial(run, reg):
             return PARENT
         return TRIAL  # names a parent that is not in scope: an orphan trial
+
+
+def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str, str], dict[str, str | None]]:
+    """Role of every HPO run (parent/trial/refit/fold) and the study parent each trial/refit names."""
+    memo = _Roles(runs, reg)
+    roles, visiting, role = memo.roles, memo.visiting, memo.role
+    study: dict[str, str | None] = {}
 
     for run_id in runs:
         if run_id in roles:  # met on an earlier run's chain

@@ -325,6 +325,9 @@ def _run_command(group: click.Group, args: list[str], ctx: CallContext) -> int:
 
 
 def entry(group: click.Group) -> None:
+    from hpohash.perf import freeze_after_pauses
+
+    freeze_after_pauses()  # this process ends after the command: no collection owed for what it keeps
     code = main(group)
     if sys.stdout is None:
         sys.exit(code)

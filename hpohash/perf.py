@@ -8,6 +8,12 @@ young generation collected after each page), peak memory was the same and the sc
 The collector is the process's, so the pause is counted: two calls at once (two threads) each pause
 it, and it runs again only when the last one ends, and only if it ran before the first. A call whose
 context says ``pause_gc=False`` (``hpohash.context``) leaves it alone.
+
+When the collector runs again it owes a full collection (every young collection a page asked for
+counts towards one), which walks every object the command made to free nothing: 0.15 s after the read
+and 0.2 s after the audit at 100,000 runs. The console script's process ends after its one command, so
+there (``freeze_after_pauses``) what a pause made is frozen instead (``gc.freeze``): never walked again.
+A library caller's objects are never frozen: one that became a garbage cycle later would never be freed.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _pauses = 0
 _was_enabled = False
+_freeze = False
+
+
+def freeze_after_pauses() -> None:
+    """For a process that ends after this command (the console script): when the last pause ends, the
+    objects alive are frozen out of the collector's sight instead of walked by the collection it owes."""
+    global _freeze
+    _freeze = True
 
 
 @contextmanager
@@ -46,6 +60,8 @@ def gc_paused() -> Iterator[None]:
         with _lock:
             _pauses -= 1
             if _pauses == 0 and _was_enabled:
+                if _freeze:
+                    gc.freeze()
                 gc.enable()
 
 
