@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 from hpohash.errors import UsageError
-from hpohash.perf import collect_young, gc_paused
+from hpohash.perf import gc_paused
 from hpohash.records import Experiment, Fields, Keep, Reducer, RunRecord
 
 #: URI schemes (before any ``+driver``) of the databases this reader speaks to
@@ -440,9 +440,11 @@ class SqlReader:
         del ids  # each chunk's ids are let go once it is read (``_chunk_fields``)
         with gc_paused():
             for fields in self._chunk_fields(chunks, reducer, say):
+                # no young collection per chunk, as MLflow's pages have: a chunk's rows, fields and records
+                # make no reference cycle (none found at 100,000 runs on SQLite and PostgreSQL), and each
+                # collection walked the chunk's new records for nothing (0.1 s at 100,000 runs)
                 records = [reducer.make(f) for f in fields]
                 del fields
-                collect_young()
                 if on_page is not None:
                     on_page(len(records))
                 yield from records
