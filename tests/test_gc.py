@@ -29,8 +29,7 @@ def collector() -> Iterator[None]:
     finally:
         perf._freeze = False
         gc.unfreeze()
-        if not was:
-            gc.disable()
+        (gc.enable if was else gc.disable)()
 
 
 def _record(run_id: str, tags: dict[str, str]) -> RunRecord:
