@@ -105,6 +105,10 @@ def main() -> None:
                 def med(runs: list[tuple[float, float, int, str]], i: int) -> float:
                     return statistics.median(r[i] for r in runs)
 
+                def each(runs: list[tuple[float, float, int, str]]) -> str:
+                    """Every timing behind a median (with ``--repeat``)."""
+                    return f" ({', '.join(f'{r[0]:.1f}' for r in runs)})" if len(runs) > 1 else ""
+
                 verify_s, verify_cpu = med(verifies, 0), med(verifies, 1)
                 scan_s = min(med(scans, 0), med(fast_scans, 0))
                 scan_cpu = min(med(scans, 1), med(fast_scans, 1))
@@ -122,8 +126,9 @@ def main() -> None:
                     )
                 print(
                     f"{n:>7} runs: fastest scan {scan_s:7.1f}s ({scans[-1][3].strip()} runs; GC on "
-                    f"{med(scans, 0):.1f}s, paused {med(fast_scans, 0):.1f}s; CPU {scan_cpu:.1f}s) · verify "
-                    f"{verify_s:7.1f}s · ratio {verify_s / scan_s:.2f} · CPU {verify_cpu:.1f}s, ratio "
+                    f"{med(scans, 0):.1f}s{each(scans)}, paused {med(fast_scans, 0):.1f}s{each(fast_scans)}; "
+                    f"CPU {scan_cpu:.1f}s) · verify {verify_s:7.1f}s{each(verifies)} · ratio {verify_s / scan_s:.2f} · "
+                    f"CPU {verify_cpu:.1f}s, ratio "
                     f"{verify_cpu / scan_cpu:.2f} · verify peak RSS {rss} MiB{api_text} · "
                     f"{summary['studies']} studies, {n_findings} findings · load {os.getloadavg()[0]:.2f}",
                     flush=True,
