@@ -153,8 +153,7 @@ def classify(runs: Mapping[str, RunRecord], reg: TagRegistry) -> tuple[dict[str,
         """
         refs = _refs(run, reg)
         if refs and roles.get(refs[0]) == PARENT:  # the usual case, a trial naming its parent first
-            found[run.run_id] = refs[0]
-            return refs[0]
+            return refs[0]  # not kept in ``found``: a walk reaching this run answers the same way at once
         seen = {run.run_id}
         stack = [(run.run_id, iter(refs))]
         answer: str | None = None

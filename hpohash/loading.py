@@ -216,7 +216,11 @@ def build_scope(
     studies (concurrently over HTTP); ``metric_reader``: where trials' metrics are read when the
     records were read without them (``Study.metric_reader``).
     """
-    active = {rid: r for rid, r in all_runs.items() if include_deleted or not r.deleted}
+    # the runs to classify: a copy only when some are left out (at 100,000 runs a copy is 5 MiB, at the
+    # command's peak: every record is alive while the runs are classified)
+    active = all_runs
+    if not include_deleted and any(r.deleted for r in all_runs.values()):
+        active = {rid: r for rid, r in all_runs.items() if not r.deleted}
     roles, study_of = classify(active, registry)
     if parent_run_id and roles.get(parent_run_id) != PARENT:
         role = roles.get(parent_run_id) or "not an HPO run"
