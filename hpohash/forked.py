@@ -64,8 +64,8 @@ class Child:
     """A forked child computing a sequence of values, received one by one (:meth:`received`), or as
     many as have arrived whole while the parent does its own work (:meth:`ready`)."""
 
-    def __init__(self, pid: int, fd: int, codec: Framed | None = None) -> None:
-        self.pid, self._fd, self._codec = pid, fd, codec or PICKLE
+    def __init__(self, pid: int, fd: int, codec: Framed) -> None:
+        self.pid, self._fd, self._codec = pid, fd, codec
         #: after :meth:`received`: whether the child sent everything and ended well
         self.ok = False
         self._buffer = bytearray()  # bytes read from the pipe, not yet decoded
@@ -159,21 +159,13 @@ class Framed:
     def __init__(self, codec: Any, version: int) -> None:
         self._codec, self.version = codec, version
 
-    def dump(self, value: Any, file: Any, version: int) -> None:
-        data = self._codec.dumps(value, version)
+    def dump(self, value: Any, file: Any) -> None:
+        data = self._codec.dumps(value, self.version)
         file.write(len(data).to_bytes(8, "little"))
         file.write(data)
 
     def loads(self, data: Any) -> Any:
         return self._codec.loads(data)
-
-    def load(self, file: Any) -> Any:
-        head = file.read(8)
-        size = int.from_bytes(head, "little")
-        data = file.read(size) if len(head) == 8 else b""
-        if len(data) != size or len(head) != 8:
-            raise EOFError("a value cut short: the child stopped while sending it")
-        return self.loads(data)
 
 
 class Ends:
@@ -269,12 +261,11 @@ def forked(
             if prepare is not None:
                 prepare()
             values = work() if stream else list(work())
-            version = codec.version
             with os.fdopen(write_fd, "wb", buffering=PIPE_BUFFER) as pipe:
                 for value in values:
-                    codec.dump(value, pipe, version)
+                    codec.dump(value, pipe)
                     pipe.flush()  # each value whole on its way: a child dying later loses only what follows
-                codec.dump(_END, pipe, version)
+                codec.dump(_END, pipe)
             code = 0
         except BaseException:  # noqa: BLE001 - the parent redoes the work and meets the error itself
             pass
